@@ -1,0 +1,1 @@
+"""The front ends: the ``kb`` command line, and (later) the WeChat and Telegram adapters."""

@@ -1,0 +1,74 @@
+"""``kb eval DIR``: build a temporary index from a question set, ask every question the way
+``kb ask`` does, and report recall, MRR, OOS AUROC, coverage, precision, accuracy, latency."""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from eval.dataset import Query, load_entries, load_queries
+from eval.metrics import answer_metrics, auroc, mean_reciprocal_rank, percentile, recall_at
+from ingest import build_records, load_money_rules
+from kb.config import Config
+from retriever import Answer, Retriever
+
+
+@dataclass
+class Outcome:
+    query: Query
+    answer: Answer
+
+    @property
+    def ranking(self) -> list[str]:
+        return [c.entry_id for c in self.answer.candidates]
+
+
+def run_queries(config: Config, folder: Path, progress: Callable[[int, int], None] | None = None) -> list[Outcome]:
+    """Every query of the set through a fresh index built from its ``kb.jsonl``."""
+    entries = load_entries(folder)
+    queries = load_queries(folder)
+    with tempfile.TemporaryDirectory(prefix="kb-eval-") as scratch:
+        settings = copy.deepcopy(config)
+        settings.cache_path = config.cache_file  # keep the embedding cache between runs
+        settings.index_dir = Path(scratch)
+        rules = {"money": load_money_rules(config.content_dir, config.content_dir)}
+        build_records(settings, entries, rules)
+        retriever = Retriever.from_config(settings)
+        outcomes = []
+        for position, query in enumerate(queries):
+            outcomes.append(Outcome(query, retriever.ask(query.text)))
+            if progress and (position + 1) % 50 == 0:
+                progress(position + 1, len(queries))
+    return outcomes
+
+
+def summarize(outcomes: list[Outcome]) -> dict[str, float | int | None]:
+    in_scope = [o for o in outcomes if o.query.gold_id is not None]
+    out_scope = [o for o in outcomes if o.query.gold_id is None]
+    ranked = [o.ranking for o in in_scope]
+    gold = [o.query.gold_id for o in in_scope]
+    # Confidence that the top entry is right: in-scope questions against out-of-scope ones.
+    area = auroc([o.answer.confidence for o in in_scope], [o.answer.confidence for o in out_scope])
+    answered = answer_metrics(
+        [o.answer.answered for o in outcomes],
+        [o.answer.entry_id for o in outcomes],
+        [o.query.gold_id for o in outcomes],
+    )
+    latencies = [o.answer.latency_ms for o in outcomes]
+    return {
+        "recall_at_1": recall_at(ranked, gold, 1),
+        "recall_at_5": recall_at(ranked, gold, 5),
+        "mrr": mean_reciprocal_rank(ranked, gold),
+        "oos_auroc": area,
+        **answered,
+        "p50_ms": percentile(latencies, 50),
+        "p95_ms": percentile(latencies, 95),
+        "n_queries": len(outcomes),
+    }
+
+
+def evaluate(config: Config, folder: Path, progress: Callable[[int, int], None] | None = None) -> dict[str, float | int | None]:
+    return summarize(run_queries(config, Path(folder), progress))

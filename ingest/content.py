@@ -1,0 +1,88 @@
+"""Read the whole content folder: every entry and policy chunk that parses, and every problem."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.faq import parse_faq
+from ingest.markdown import read_document
+from ingest.policy import parse_policy
+from ingest.problems import ContentError, Problem
+from ingest.rules import load_deflection_phrases, load_money_rules
+from kb.model import FaqEntry, PolicyChunk, Record
+
+LANGS = ("zh", "en")
+
+
+@dataclass
+class Content:
+    records: list[Record] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    money_rules: dict[str, list[str]] = field(default_factory=dict)
+    deflection: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+    """Display path → text of every Markdown file read (for hashes and line look-ups)."""
+    skipped: list[str] = field(default_factory=list)
+    """Files left out because of an error."""
+
+    @property
+    def faq(self) -> list[FaqEntry]:
+        return [r for r in self.records if isinstance(r, FaqEntry)]
+
+    @property
+    def policies(self) -> list[PolicyChunk]:
+        return [r for r in self.records if isinstance(r, PolicyChunk)]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _folder_lang(path: Path) -> str | None:
+    return path.parent.name if path.parent.name in LANGS else None
+
+
+def load_content(content_dir: Path, display_root: Path | None = None) -> Content:
+    """Parse every file under ``content_dir``. A file with an error is reported and skipped."""
+    content_dir = Path(content_dir)
+    root = display_root or Path.cwd()
+    content = Content()
+    if not content_dir.is_dir():
+        content.problems.append(Problem(str(content_dir), 1, "no such content folder"))
+        return content
+    for loader, target in ((load_money_rules, "money_rules"), (load_deflection_phrases, "deflection")):
+        try:
+            setattr(content, target, loader(content_dir, root))
+        except ContentError as error:
+            content.problems.append(error.problem)
+    for kind, folder in (("faq", content_dir / "faq"), ("policy", content_dir / "policies")):
+        for path in sorted(folder.rglob("*.md")):
+            display = _display(path, root)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as error:
+                content.problems.append(Problem(display, 1, f"not UTF-8 text ({error.reason})"))
+                content.skipped.append(display)
+                continue
+            content.files[display] = text
+            try:
+                doc = read_document(display, text)
+                if kind == "faq":
+                    entry, warnings = parse_faq(doc, _folder_lang(path))
+                    content.records.append(entry)
+                else:
+                    chunks, warnings = parse_policy(doc, _folder_lang(path))
+                    content.records.extend(chunks)
+                content.problems.extend(warnings)
+            except ContentError as error:
+                content.problems.append(error.problem)
+                content.skipped.append(display)
+    return content

@@ -1,0 +1,57 @@
+"""``content/rules/*.yml``: money keywords and patterns, forbidden deflecting phrases."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ingest.problems import ContentError, Problem
+from kb.text import normalize
+
+MONEY_FILE = "rules/money.yml"
+DEFLECTION_FILE = "rules/deflection.yml"
+
+
+def _load(path: Path, display: str) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise ContentError(Problem(display, mark.line + 1 if mark else 1, f"not valid YAML: {getattr(error, 'problem', error)}")) from None
+    if not isinstance(data, dict):
+        raise ContentError(Problem(display, 1, "expected one section per language (zh:, en:)"))
+    return data
+
+
+def load_money_rules(content_dir: Path, display_root: Path) -> dict[str, list[str]]:
+    """All languages' keywords and patterns together: a customer may mix languages."""
+    path = content_dir / MONEY_FILE
+    display = str(path.relative_to(display_root)) if path.is_relative_to(display_root) else str(path)
+    data = _load(path, display)
+    keywords: list[str] = []
+    patterns: list[str] = []
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    for lang, section in data.items():
+        if not isinstance(section, dict):
+            raise ContentError(Problem(display, 1, f"section '{lang}' must have 'keywords' and 'patterns' lists"))
+        keywords += [normalize(str(k)) for k in section.get("keywords") or [] if str(k).strip()]
+        for pattern in section.get("patterns") or []:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                line = next((i + 1 for i, row in enumerate(lines) if pattern in row), 1)
+                raise ContentError(Problem(display, line, f"bad pattern {pattern!r}: {error}")) from None
+            patterns.append(pattern)
+    return {"keywords": sorted(set(keywords)), "patterns": patterns}
+
+
+def load_deflection_phrases(content_dir: Path, display_root: Path) -> list[str]:
+    path = content_dir / DEFLECTION_FILE
+    display = str(path.relative_to(display_root)) if path.is_relative_to(display_root) else str(path)
+    data = _load(path, display)
+    return [normalize(str(p)) for phrases in data.values() for p in (phrases or []) if str(p).strip()]

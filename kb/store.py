@@ -1,0 +1,137 @@
+"""The knowledge base on disk: one folder per build, and a ``current`` link swapped atomically.
+
+::
+
+    .kb/
+      current -> builds/20261122T110000.123456
+      builds/<stamp>/manifest.json    model names and versions, content hashes, build time
+      builds/<stamp>/records.json     FAQ entries (every language version) and policy chunks
+      builds/<stamp>/phrases.json     the searched texts, each pointing at its entry
+      builds/<stamp>/dense-<name>.faiss  one FAISS inner-product index per embedder
+      cache.sqlite                    embeddings by text hash, kept across builds
+
+A build is written beside the serving one and swapped in with one ``rename``: a reader sees the
+old knowledge base or the new one, never half of each, and a failed build changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from kb.model import Phrase, Record, record_from_dict, record_to_dict
+
+FORMAT = 1
+KEEP_BUILDS = 3
+
+
+class KnowledgeBaseMissing(FileNotFoundError):
+    """There is no built knowledge base at the configured place."""
+
+
+def _current(index_dir: Path) -> Path:
+    return Path(index_dir) / "current"
+
+
+@dataclass
+class KnowledgeBase:
+    """A loaded build: records, phrases, one dense index per embedder, the rules."""
+
+    path: Path
+    manifest: dict[str, Any]
+    records: dict[str, list[Record]]
+    """Entry id → its language versions (an FAQ entry) or its one chunk (a policy chunk)."""
+    phrases: list[Phrase]
+    dense: dict[str, faiss.Index]
+    rules: dict[str, Any]
+
+    @property
+    def build_id(self) -> str:
+        return self.path.name
+
+    @classmethod
+    def load(cls, index_dir: Path | str) -> KnowledgeBase:
+        link = _current(Path(index_dir))
+        if not link.exists():
+            raise KnowledgeBaseMissing(f"no knowledge base at {index_dir}: run 'kb build' first")
+        path = link.resolve()
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        if manifest.get("format") != FORMAT:
+            raise KnowledgeBaseMissing(f"the knowledge base at {index_dir} is from another version: run 'kb build'")
+        records: dict[str, list[Record]] = defaultdict(list)
+        for data in json.loads((path / "records.json").read_text(encoding="utf-8")):
+            record = record_from_dict(data)
+            records[record.id].append(record)
+        phrases = [Phrase(**p) for p in json.loads((path / "phrases.json").read_text(encoding="utf-8"))]
+        dense = {e["name"]: faiss.read_index(str(path / f"dense-{e['name']}.faiss")) for e in manifest["embedders"]}
+        rules = json.loads((path / "rules.json").read_text(encoding="utf-8"))
+        return cls(path, manifest, dict(records), phrases, dense, rules)
+
+
+def current_build(index_dir: Path | str) -> str | None:
+    """The id of the serving build, cheaply: to notice that a new one landed."""
+    link = _current(Path(index_dir))
+    return os.readlink(link).rsplit("/", 1)[-1] if link.is_symlink() else None
+
+
+def write_build(
+    index_dir: Path | str,
+    records: list[Record],
+    phrases: list[Phrase],
+    vectors: dict[str, np.ndarray],
+    manifest: dict[str, Any],
+    rules: dict[str, Any],
+) -> Path:
+    """Write a build beside the serving one, then swap it in atomically. Returns its folder."""
+    index_dir = Path(index_dir)
+    builds = index_dir / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
+    staging = builds / f".{stamp}.partial"
+    staging.mkdir()
+    try:
+        manifest = {**manifest, "format": FORMAT, "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        for name, rows in vectors.items():
+            if len(rows) != len(phrases):
+                raise ValueError(f"embedder {name}: {len(rows)} vectors for {len(phrases)} phrases")
+            index = faiss.IndexFlatIP(rows.shape[1])
+            index.add(np.ascontiguousarray(rows, dtype=np.float32))
+            faiss.write_index(index, str(staging / f"dense-{name}.faiss"))
+        _write_json(staging / "records.json", [record_to_dict(r) for r in records])
+        _write_json(staging / "phrases.json", [asdict(p) for p in phrases])
+        _write_json(staging / "rules.json", rules)
+        _write_json(staging / "manifest.json", manifest)
+        final = builds / stamp
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    link = _current(index_dir)
+    temporary = index_dir / f".current.{os.getpid()}"
+    if temporary.is_symlink():
+        temporary.unlink()
+    temporary.symlink_to(Path("builds") / stamp)
+    os.replace(temporary, link)
+    _prune(builds, keep=stamp)
+    return final
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+
+
+def _prune(builds: Path, keep: str) -> None:
+    """Keep the newest builds (a server may still be reading the previous one)."""
+    done = sorted(p for p in builds.iterdir() if not p.name.startswith("."))
+    for old in done[:-KEEP_BUILDS]:
+        if old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)

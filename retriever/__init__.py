@@ -1,0 +1,11 @@
+"""Hybrid retrieval, confidence, abstention and three-step answers over a built knowledge base.
+
+Public API: :class:`Retriever` (``ask``), :class:`Answer`, :func:`render_answer`.
+"""
+
+import kb.config  # noqa: F401  (sets HAYSTACK_TELEMETRY_ENABLED=False and HF_HUB_OFFLINE=1 before Haystack loads)
+from retriever.answer import Answer, RunnerUp
+from retriever.pipeline import IndexMismatch, Retriever
+from retriever.render import render_answer
+
+__all__ = ["Answer", "IndexMismatch", "Retriever", "RunnerUp", "render_answer"]

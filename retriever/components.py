@@ -1,0 +1,239 @@
+"""Haystack components of the retrieval pipeline. Each does one thing; :mod:`retriever.pipeline`
+wires them together.
+
+    QueryNormalizer ─┬─ QueryEmbedder(e5) ── FaissRetriever(e5) ─┐
+                     ├─ QueryEmbedder(...) ─ FaissRetriever(...) ┼─ ScoreFusion ── AnswerRouter
+                     └─ KeywordRetriever ────────────────────────┘
+"""
+
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+from haystack import component
+from haystack.core.component.types import Variadic
+
+from kb.config import ConfidenceConfig, RetrievalConfig, ThresholdConfig
+from kb.embedders import Embedder
+from kb.model import FaqEntry, Phrase, Record
+from kb.text import detect_language, keyword_tokens, normalize
+from retriever.confidence import confidence
+from retriever.keyword import KeywordIndex
+from retriever.money import MoneyGate
+
+
+@dataclass
+class EntryHits:
+    """One retriever's scores, grouped by entry."""
+
+    source: str
+    weight: float
+    scores: dict[str, float]
+    """Entry id → score of its best phrase (plus a share of its second best)."""
+    best_phrase: dict[str, int]
+    """Entry id → position of its best-scoring phrase."""
+    floor: float
+    """A score at or below that of any entry left out of ``scores``."""
+
+
+@dataclass
+class Candidate:
+    entry_id: str
+    score: float
+    best_phrase: int | None = None
+
+
+@component
+class QueryNormalizer:
+    """Question → matching form (simplified, half-width, lower case, no emoji) and language."""
+
+    def __init__(self, max_chars: int = 500) -> None:
+        self.max_chars = max_chars
+
+    @component.output_types(text=str, language=str, truncated=bool)
+    def run(self, query: str) -> dict[str, Any]:
+        truncated = len(query) > self.max_chars
+        return {"text": normalize(query[: self.max_chars]), "language": detect_language(query), "truncated": truncated}
+
+
+@component
+class QueryEmbedder:
+    """Embeds the normalised question with one embedder, for the languages it is configured for."""
+
+    def __init__(self, embedder: Embedder, languages: list[str]) -> None:
+        self.embedder = embedder
+        self.languages = set(languages)
+
+    @component.output_types(embedding=np.ndarray | None)
+    def run(self, text: str, language: str) -> dict[str, Any]:
+        if language not in self.languages or not text:
+            return {"embedding": None}
+        return {"embedding": self.embedder.embed([text])[0]}
+
+
+@component
+class FaissRetriever:
+    """Nearest phrases in one FAISS index, grouped by entry (best phrase + a share of the second)."""
+
+    def __init__(self, index: Any, phrases: list[Phrase], name: str, weight: float, top_k: int,
+                 second_best_share: float, centroid_share: float) -> None:
+        self.index = index
+        self.entry_of = [p.entry_id for p in phrases]
+        self.name = name
+        self.weight = weight
+        self.top_k = top_k
+        self.second_best_share = second_best_share
+        self.centroid_share = centroid_share
+        self.entries, self.centroids = _centroids(index, self.entry_of)
+        self.row_of = {e: i for i, e in enumerate(self.entries)}
+
+    @component.output_types(hits=EntryHits)
+    def run(self, embedding: np.ndarray | None = None) -> dict[str, Any]:
+        if embedding is None or self.index.ntotal == 0:
+            return {"hits": EntryHits(self.name, self.weight, {}, {}, 0.0)}
+        k = min(self.top_k, self.index.ntotal)
+        scores, positions = self.index.search(np.asarray(embedding, dtype=np.float32).reshape(1, -1), k)
+        best: dict[str, float] = {}
+        second: dict[str, float] = {}
+        best_phrase: dict[str, int] = {}
+        for score, position in zip(scores[0].tolist(), positions[0].tolist()):
+            if position < 0:
+                continue
+            entry = self.entry_of[position]
+            if entry not in best:
+                best[entry], best_phrase[entry] = score, position
+            elif entry not in second:
+                second[entry] = score
+        floor = float(scores[0][-1]) if k else 0.0
+        share, blend = self.second_best_share, self.centroid_share
+        grouped = {e: s + share * second.get(e, min(s, floor)) for e, s in best.items()}
+        if blend:
+            # Closeness to the entry's centroid (the mean of its phrasings) steadies the best-phrase
+            # score: one odd phrasing should not win alone.
+            central = self.centroids @ np.asarray(embedding, dtype=np.float32)
+            grouped = {e: (1 - blend) * s + blend * float(central[self.row_of[e]]) for e, s in grouped.items()}
+            floor = (1 - blend) * floor * (1 + share) + blend * float(central.min())
+        else:
+            floor *= 1 + share
+        return {"hits": EntryHits(self.name, self.weight, grouped, best_phrase, floor)}
+
+
+def _centroids(index: Any, entry_of: list[str]) -> tuple[list[str], np.ndarray]:
+    """The unit mean vector of each entry's phrases."""
+    entries = list(dict.fromkeys(entry_of))
+    if index.ntotal == 0:
+        return entries, np.zeros((0, index.d), dtype=np.float32)
+    vectors = index.reconstruct_n(0, index.ntotal)
+    rows = {e: i for i, e in enumerate(entries)}
+    sums = np.zeros((len(entries), vectors.shape[1]), dtype=np.float32)
+    np.add.at(sums, [rows[e] for e in entry_of], vectors)
+    return entries, sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+
+
+@component
+class KeywordRetriever:
+    """BM25 over jieba / word tokens: catches exact terms (order numbers, product names, slang)."""
+
+    def __init__(self, index: KeywordIndex, weight: float) -> None:
+        self.index = index
+        self.weight = weight
+
+    @component.output_types(hits=EntryHits)
+    def run(self, text: str) -> dict[str, Any]:
+        if self.weight <= 0:
+            return {"hits": EntryHits("keyword", 0.0, {}, {}, 0.0)}
+        return {"hits": EntryHits("keyword", self.weight, self.index.search(keyword_tokens(text)), {}, 0.0)}
+
+
+@component
+class ScoreFusion:
+    """Weighted mean of the dense scores per entry, plus the weighted keyword score.
+
+    Entries that are not valid today (``valid_from`` / ``valid_until``) are left out; policy
+    chunks pay a small penalty so that an FAQ entry wins a near tie.
+    """
+
+    def __init__(self, records: dict[str, list[Record]], policy_penalty: float, today: date | None = None) -> None:
+        self.records = records
+        self.policy_penalty = policy_penalty
+        self.today = today
+
+    def _valid(self, entry_id: str, day: date) -> bool:
+        return any(not isinstance(r, FaqEntry) or r.is_valid_on(day) for r in self.records.get(entry_id, ()))
+
+    @component.output_types(candidates=list[Candidate])
+    def run(self, hits: Variadic[EntryHits]) -> dict[str, Any]:
+        present = [h for h in hits if h.scores]
+        dense = [h for h in present if h.source != "keyword"]
+        keyword = [h for h in present if h.source == "keyword"]
+        if not dense and not keyword:
+            return {"candidates": []}
+        day = self.today or date.today()
+        entries = set().union(*(h.scores for h in present))
+        total_weight = sum(h.weight for h in dense) or 1.0
+        fused: dict[str, float] = defaultdict(float)
+        for entry in entries:
+            if not self._valid(entry, day):
+                continue
+            score = sum(h.weight * h.scores.get(entry, h.floor) for h in dense) / total_weight
+            score += sum(h.weight * h.scores.get(entry, 0.0) for h in keyword)
+            if entry.count("#"):
+                score -= self.policy_penalty
+            fused[entry] = score
+        first = dense[0] if dense else None
+        ranked = sorted(fused.items(), key=lambda item: -item[1])
+        return {"candidates": [Candidate(e, s, first.best_phrase.get(e) if first else None) for e, s in ranked]}
+
+
+@dataclass
+class Decision:
+    action: str
+    """``answer``, ``clarify`` or ``handoff``."""
+    reason: str | None
+    """For a handoff: ``money`` or ``low_confidence``."""
+    confidence: float
+    candidates: list[Candidate]
+
+
+@component
+class AnswerRouter:
+    """Confidence from the top score and its gap to the runner-up, then the action.
+
+    The money gate comes first and does not depend on any similarity threshold.
+    """
+
+    def __init__(self, records: dict[str, list[Record]], money: MoneyGate, calibration: ConfidenceConfig,
+                 thresholds: ThresholdConfig) -> None:
+        self.records = records
+        self.money = money
+        self.calibration = calibration
+        self.thresholds = thresholds
+
+    @component.output_types(decision=Decision)
+    def run(self, candidates: list[Candidate], text: str) -> dict[str, Any]:
+        top = candidates[0].score if candidates else 0.0
+        gap = top - candidates[1].score if len(candidates) > 1 else top
+        score = confidence(top, gap, self.calibration) if candidates else 0.0
+        limits = self.thresholds
+        close = len(candidates) > 1 and gap < limits.clarify_gap
+        if score >= limits.answer:
+            action, reason = "answer", None
+        elif close and score >= limits.clarify:
+            action, reason = "clarify", None
+        else:
+            action, reason = "handoff", "low_confidence"
+        top_is_money = bool(candidates) and action != "handoff" and any(
+            r.money for r in self.records.get(candidates[0].entry_id, ())
+        )
+        if self.money.matches(text) or top_is_money:
+            action, reason = "handoff", "money"
+        return {"decision": Decision(action, reason, score, candidates[:10])}
+
+
+__all__ = [
+    "AnswerRouter", "Candidate", "Decision", "EntryHits", "FaissRetriever", "KeywordRetriever",
+    "QueryEmbedder", "QueryNormalizer", "RetrievalConfig", "ScoreFusion",
+]

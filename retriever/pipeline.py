@@ -1,0 +1,126 @@
+"""The retrieval pipeline, wired from the components, and :class:`Retriever`, its one entry point."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+
+from haystack import Pipeline
+
+from kb.config import Config
+from kb.embedders import load_embedder
+from kb.store import KnowledgeBase, current_build
+from retriever.answer import Answer, RunnerUp, display_question, pick_version, steps_for
+from retriever.components import (
+    AnswerRouter,
+    FaissRetriever,
+    KeywordRetriever,
+    QueryEmbedder,
+    QueryNormalizer,
+    ScoreFusion,
+)
+from retriever.keyword import KeywordIndex
+from retriever.money import MoneyGate
+
+
+class IndexMismatch(RuntimeError):
+    """The configured embedders are not the ones the knowledge base was built with."""
+
+
+def build_pipeline(config: Config, kb: KnowledgeBase, today: date | None = None) -> Pipeline:
+    built = {e["name"]: e["model"] for e in kb.manifest["embedders"]}
+    retrieval = config.retrieval
+    pipeline = Pipeline()
+    pipeline.add_component("normalize", QueryNormalizer(retrieval.max_query_chars))
+    pipeline.add_component("keyword", KeywordRetriever(KeywordIndex(kb.phrases), retrieval.keyword_weight))
+    pipeline.add_component("fusion", ScoreFusion(kb.records, retrieval.policy_penalty, today))
+    pipeline.add_component("router", AnswerRouter(kb.records, MoneyGate.from_rules(kb.rules), config.confidence, config.thresholds))
+    for settings in config.embedders:
+        embedder = load_embedder(settings)
+        if built.get(settings.name) != embedder.model_id:
+            raise IndexMismatch(
+                f"the knowledge base was built with {built.get(settings.name) or 'no'} embedder '{settings.name}', "
+                f"the configuration asks for {embedder.model_id}: run 'kb build'"
+            )
+        embed, search = f"embed_{settings.name}", f"faiss_{settings.name}"
+        pipeline.add_component(embed, QueryEmbedder(embedder, settings.languages))
+        pipeline.add_component(search, FaissRetriever(
+            kb.dense[settings.name], kb.phrases, settings.name, settings.weight,
+            retrieval.top_k, retrieval.second_best_share, retrieval.centroid_share,
+        ))
+        pipeline.connect("normalize.text", f"{embed}.text")
+        pipeline.connect("normalize.language", f"{embed}.language")
+        pipeline.connect(f"{embed}.embedding", f"{search}.embedding")
+        pipeline.connect(f"{search}.hits", "fusion.hits")
+    pipeline.connect("normalize.text", "keyword.text")
+    pipeline.connect("keyword.hits", "fusion.hits")
+    pipeline.connect("fusion.candidates", "router.candidates")
+    pipeline.connect("normalize.text", "router.text")
+    return pipeline
+
+
+class Retriever:
+    """Answers questions from a built knowledge base.
+
+    >>> retriever = Retriever.from_config(load_config())
+    >>> retriever.ask("东西坏了能退吗").action
+    'answer'
+
+    Thread-safe. :meth:`reload_if_changed` swaps in a newer build without stopping questions
+    that are under way.
+    """
+
+    def __init__(self, config: Config, kb: KnowledgeBase, today: date | None = None) -> None:
+        self.config = config
+        self.today = today
+        self._state = (kb, build_pipeline(config, kb, today))
+        self._reload_lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: Config, today: date | None = None) -> Retriever:
+        return cls(config, KnowledgeBase.load(config.index_dir), today)
+
+    @property
+    def kb(self) -> KnowledgeBase:
+        return self._state[0]
+
+    def reload_if_changed(self) -> bool:
+        """Load the serving build if it is not the one in use. True when it swapped."""
+        with self._reload_lock:
+            if current_build(self.config.index_dir) in (None, self.kb.build_id):
+                return False
+            kb = KnowledgeBase.load(self.config.index_dir)
+            self._state = (kb, build_pipeline(self.config, kb, self.today))
+            return True
+
+    def ask(self, question: str) -> Answer:
+        started = time.perf_counter()
+        kb, pipeline = self._state
+        result = pipeline.run({"normalize": {"query": question}}, include_outputs_from={"normalize", "fusion"})
+        normalized = result["normalize"]
+        decision = result["router"]["decision"]
+        language = normalized["language"]
+        candidates = decision.candidates
+
+        def runner_up(position: int) -> RunnerUp:  # noqa: E306
+            candidate = candidates[position]
+            return RunnerUp(candidate.entry_id, display_question(kb.records[candidate.entry_id], language), round(candidate.score, 4))
+
+        answer = Answer(
+            question=question, language=language, action=decision.action, confidence=decision.confidence,
+            handoff_reason=decision.reason, truncated=normalized["truncated"], build=kb.build_id,
+            candidates=[runner_up(i) for i in range(len(candidates))],
+        )
+        # A money handoff still shows what the knowledge base says, as information, when it is relevant.
+        informative = decision.reason == "money" and decision.confidence >= self.config.thresholds.clarify
+        if candidates and (decision.action != "handoff" or informative):
+            top = candidates[0]
+            record = pick_version(kb.records[top.entry_id], language)
+            phrase = kb.phrases[top.best_phrase].text if top.best_phrase is not None else None
+            answer.entry_id, answer.kind = top.entry_id, record.kind
+            answer.steps = steps_for(record, phrase)
+        if decision.action == "clarify":
+            answer.options = [runner_up(0), runner_up(1)]
+        answer.latency_ms = (time.perf_counter() - started) * 1000
+        return answer

@@ -1,0 +1,59 @@
+"""An answer as the customer reads it, in plain text, in their language."""
+
+from __future__ import annotations
+
+from retriever.answer import Answer
+
+TEXT = {
+    "zh": {
+        "conclusion": "结论", "reason": "原因", "instruction": "操作",
+        "clarify": "我想确认一下，您问的是哪一个？",
+        "clarify_reply": "回复序号即可，或换个说法再问我一次。",
+        "money": "这个问题涉及金额，需要由人工客服为您核实处理，我已为您转接人工客服。",
+        "low_confidence": "这个问题我需要请同事帮您确认，已为您转接人工客服，请稍候。",
+        "info": "先为您提供相关说明，供参考：",
+        "truncated": "（您的消息较长，我先看了前面的部分。）",
+    },
+    "en": {
+        "conclusion": "Conclusion", "reason": "Reason", "instruction": "Steps",
+        "clarify": "Just to be sure, which one do you mean?",
+        "clarify_reply": "Reply with the number, or ask me again in other words.",
+        "money": "This involves money, so a colleague will check it and handle it for you. I have passed you to an agent.",
+        "low_confidence": "Let me get a colleague to check this for you. I have passed you to an agent, please hold on.",
+        "info": "Meanwhile, here is what our rules say:",
+        "truncated": "(Your message was long, so I read the first part.)",
+    },
+}
+CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩"
+
+
+def render_steps(answer: Answer, numbering: str = "digits") -> str:
+    """The three steps as labelled blocks; ``numbering`` is ``digits`` (1.) or ``circled`` (①)."""
+    if answer.steps is None:
+        return ""
+    words = TEXT.get(answer.language, TEXT["en"])
+    steps = answer.steps
+    def number(i: int) -> str:
+        return CIRCLED[i] if numbering == "circled" and i < len(CIRCLED) else f"{i + 1}. "
+
+    separator = "：" if answer.language == "zh" else ": "
+    lines = [f"{words['conclusion']}{separator}{steps.conclusion}", f"{words['reason']}{separator}{steps.reason}",
+             f"{words['instruction']}{separator}"]
+    lines += [f"{number(i)}{line}" for i, line in enumerate(steps.instruction)]
+    return "\n".join(lines)
+
+
+def render_answer(answer: Answer) -> str:
+    """Plain text for a customer: the answer, the clarifying question, or the handoff message."""
+    words = TEXT.get(answer.language, TEXT["en"])
+    parts = [words["truncated"]] if answer.truncated else []
+    if answer.action == "answer":
+        parts.append(render_steps(answer))
+    elif answer.action == "clarify":
+        options = "\n".join(f"{i + 1}. {option.question}" for i, option in enumerate(answer.options))
+        parts += [words["clarify"], options, words["clarify_reply"]]
+    else:
+        parts.append(words[answer.handoff_reason or "low_confidence"])
+        if answer.steps is not None:
+            parts += [words["info"], render_steps(answer)]
+    return "\n\n".join(p for p in parts if p)
