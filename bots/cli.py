@@ -1,9 +1,9 @@
 """``kb``: the command line for editors, agents and developers.
 
-    kb lint              check every content file, print path:line: message
-    kb build             build the knowledge base from content/ (only changed texts are embedded)
-    kb ask QUESTION      answer as a customer would see it (--json: the whole result)
-    kb eval DIR          measure on a question set (kb.jsonl + queries.jsonl)
+kb lint              check every content file, print path:line: message
+kb build             build the knowledge base from content/ (only changed texts are embedded)
+kb ask QUESTION      answer as a customer would see it (--json: the whole result)
+kb eval DIR          measure on a question set (kb.jsonl + queries.jsonl)
 """
 
 from __future__ import annotations

@@ -42,11 +42,17 @@ def load_entries(folder: Path) -> list[FaqEntry]:
         except KeyError as error:
             raise DatasetError(f"{path}:{number}: missing key {error}") from None
         answer = str(row.get("answer") or "")
-        entries.append(FaqEntry(
-            id=entry_id, lang=detect_language(question), question=question,
-            alternates=[str(a) for a in row.get("alt_questions") or []],
-            steps=Steps(answer or question, "", []), source=f"{path}:{number}", line=number,
-        ))
+        entries.append(
+            FaqEntry(
+                id=entry_id,
+                lang=detect_language(question),
+                question=question,
+                alternates=[str(a) for a in row.get("alt_questions") or []],
+                steps=Steps(answer or question, "", []),
+                source=f"{path}:{number}",
+                line=number,
+            )
+        )
     return entries
 
 

@@ -10,7 +10,7 @@ def recall_at(ranked: Sequence[Sequence[str]], gold: Sequence[str], k: int) -> f
     """Share of questions whose right entry is among the first ``k``."""
     if not gold:
         return float("nan")
-    return sum(g in list(r)[:k] for r, g in zip(ranked, gold)) / len(gold)
+    return sum(g in list(r)[:k] for r, g in zip(ranked, gold, strict=False)) / len(gold)
 
 
 def mean_reciprocal_rank(ranked: Sequence[Sequence[str]], gold: Sequence[str]) -> float:
@@ -18,7 +18,7 @@ def mean_reciprocal_rank(ranked: Sequence[Sequence[str]], gold: Sequence[str]) -
     if not gold:
         return float("nan")
     total = 0.0
-    for r, g in zip(ranked, gold):
+    for r, g in zip(ranked, gold, strict=False):
         r = list(r)
         total += 1.0 / (r.index(g) + 1) if g in r else 0.0
     return total / len(gold)
@@ -59,8 +59,8 @@ def answer_metrics(answered: Sequence[bool], predicted: Sequence[str | None], go
     (in scope answered right, or out of scope not answered, over all questions)."""
     n = len(gold)
     n_answered = sum(answered)
-    right = sum(a and p == g for a, p, g in zip(answered, predicted, gold) if g is not None)
-    abstained_oos = sum(not a for a, g in zip(answered, gold) if g is None)
+    right = sum(a and p == g for a, p, g in zip(answered, predicted, gold, strict=False) if g is not None)
+    abstained_oos = sum(not a for a, g in zip(answered, gold, strict=False) if g is None)
     return {
         "coverage": n_answered / n if n else float("nan"),
         "answered_precision": right / n_answered if n_answered else float("nan"),

@@ -12,6 +12,13 @@ from ingest.problems import Problem
 from ingest.rules import load_money_rules
 
 __all__ = [
-    "BuildFailed", "BuildReport", "Content", "Problem", "build", "build_records", "lint", "load_content",
+    "BuildFailed",
+    "BuildReport",
+    "Content",
+    "Problem",
+    "build",
+    "build_records",
+    "lint",
+    "load_content",
     "load_money_rules",
 ]

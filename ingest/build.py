@@ -8,12 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ingest.content import Content, load_content
 from ingest.phrases import phrases_for
 from ingest.problems import Problem
 from kb.cache import EmbeddingCache
 from kb.config import Config
-from kb.embedders import load_embedder
+from kb.embedders import load_embedder, model_id
 from kb.model import Phrase, Record
 from kb.store import write_build
 
@@ -53,11 +55,25 @@ def build_records(
     cache = EmbeddingCache(config.cache_file)
     vectors, embedded, described = {}, {}, []
     try:
-        for embedder_config in config.embedders:
-            embedder = load_embedder(embedder_config)
-            report = (lambda done, total, name=embedder.name: progress(name, done, total)) if progress else None
-            vectors[embedder.name], embedded[embedder.name] = cache.embed(embedder, texts, report)
-            described.append({"name": embedder.name, "kind": embedder_config.kind, "model": embedder.model_id, "dim": embedder.dim})
+        for settings in config.embedders:
+            name, model = settings.name, model_id(settings)
+            report = (lambda done, total, name=name: progress(name, done, total)) if progress else None
+            # An embedder embeds the phrases of its languages only; the others get zero rows,
+            # which the retriever skips.
+            mine = [i for i, p in enumerate(phrases) if p.lang in settings.languages]
+            rows, embedded[name] = cache.embed(model, [texts[i] for i in mine], lambda s=settings: load_embedder(s), report)
+            matrix = np.zeros((len(phrases), rows.shape[1]), dtype=np.float32)
+            matrix[mine] = rows
+            vectors[name] = matrix
+            described.append(
+                {
+                    "name": name,
+                    "kind": settings.kind,
+                    "model": model,
+                    "dim": int(matrix.shape[1]),
+                    "languages": list(settings.languages),
+                }
+            )
     finally:
         cache.close()
     manifest = {

@@ -13,9 +13,13 @@ from kb.text import detect_language
 ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 KNOWN_FIELDS = {"id", "question", "alternates", "category", "tags", "money", "valid_from", "valid_until", "lang"}
 SECTIONS = {
-    "结论": "conclusion", "conclusion": "conclusion",
-    "原因": "reason", "reason": "reason",
-    "操作": "instruction", "steps": "instruction", "instruction": "instruction",
+    "结论": "conclusion",
+    "conclusion": "conclusion",
+    "原因": "reason",
+    "reason": "reason",
+    "操作": "instruction",
+    "steps": "instruction",
+    "instruction": "instruction",
 }
 SECTION_TITLES = {"zh": ("结论", "原因", "操作"), "en": ("Conclusion", "Reason", "Steps")}
 _STEP = re.compile(r"^\s*(?:\d+\s*[.、)）]|[①②③④⑤⑥⑦⑧⑨⑩]|[-*+]\s)\s*")
@@ -65,7 +69,9 @@ def _sections(doc: Document) -> dict[str, tuple[Heading, list[str]]]:
     for index, heading in enumerate(headings):
         section = SECTIONS.get(heading.title.lower())
         if section is None:
-            raise doc.fail(heading.line, f"unknown section '## {heading.title}': use 结论 / 原因 / 操作 or Conclusion / Reason / Steps")
+            raise doc.fail(
+                heading.line, f"unknown section '## {heading.title}': use 结论 / 原因 / 操作 or Conclusion / Reason / Steps"
+            )
         if section in found:
             raise doc.fail(heading.line, f"section '## {heading.title}' appears twice")
         end = headings[index + 1].line if index + 1 < len(headings) else doc.body_start + len(doc.body)
@@ -107,7 +113,7 @@ def parse_faq(doc: Document, folder_lang: str | None = None) -> tuple[FaqEntry, 
     sections = _sections(doc)
     end_line = doc.body_start + max(len(doc.body) - 1, 0)
     texts: dict[str, list[str]] = {}
-    for section, title in zip(("conclusion", "reason", "instruction"), SECTION_TITLES[lang]):
+    for section, title in zip(("conclusion", "reason", "instruction"), SECTION_TITLES[lang], strict=False):
         if section not in sections:
             raise doc.fail(end_line, f"missing section '## {title}'")
         heading, lines = sections[section]
@@ -123,8 +129,17 @@ def parse_faq(doc: Document, folder_lang: str | None = None) -> tuple[FaqEntry, 
 
     steps = Steps(paragraph(texts["conclusion"]), paragraph(texts["reason"]), split_steps(texts["instruction"]))
     entry = FaqEntry(
-        id=entry_id, lang=lang, question=question, alternates=alternates, steps=steps,
-        category=str(meta.get("category") or ""), tags=tags, money=money,
-        valid_from=valid_from, valid_until=valid_until, source=doc.path, line=doc.line_of("id"),
+        id=entry_id,
+        lang=lang,
+        question=question,
+        alternates=alternates,
+        steps=steps,
+        category=str(meta.get("category") or ""),
+        tags=tags,
+        money=money,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        source=doc.path,
+        line=doc.line_of("id"),
     )
     return entry, problems

@@ -8,7 +8,6 @@ expired entries, unknown fields.
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 
@@ -16,7 +15,7 @@ from ingest.content import Content, load_content
 from ingest.problems import Problem
 from kb.cache import EmbeddingCache
 from kb.config import Config
-from kb.embedders import load_embedder
+from kb.embedders import load_embedder, model_id
 from kb.model import FaqEntry
 from kb.text import normalize
 
@@ -39,7 +38,9 @@ def _duplicate_ids(content: Content) -> list[Problem]:
         key = (record.id, record.lang)
         if key in seen:
             first = seen[key]
-            problems.append(Problem(record.source, record.line, f"duplicate id '{record.id}': also used by {first.source}:{first.line}"))
+            problems.append(
+                Problem(record.source, record.line, f"duplicate id '{record.id}': also used by {first.source}:{first.line}")
+            )
         else:
             seen[key] = record
     policies: dict[tuple[str, str], str] = {}
@@ -58,7 +59,13 @@ def _shared_phrasings(content: Content) -> list[Problem]:
             first = owner.setdefault(key, (record.id, record.source))
             if first[0] != record.id:
                 line = _line_of(content, record.source, text)
-                problems.append(Problem(record.source, line, f"'{text}' is also a phrasing of entry '{first[0]}' ({first[1]}): keep it in one entry"))
+                problems.append(
+                    Problem(
+                        record.source,
+                        line,
+                        f"'{text}' is also a phrasing of entry '{first[0]}' ({first[1]}): keep it in one entry",
+                    )
+                )
     return problems
 
 
@@ -73,7 +80,9 @@ def _deflections(content: Content) -> list[Problem]:
         for phrase in content.deflection:
             if phrase in body:
                 line = _line_of(content, record.source, phrase, record.line)
-                problems.append(Problem(record.source, line, f"deflecting phrase '{phrase}': say what you will do instead (\"let me check\")"))
+                problems.append(
+                    Problem(record.source, line, f"deflecting phrase '{phrase}': say what you will do instead (\"let me check\")")
+                )
     return problems
 
 
@@ -82,7 +91,14 @@ def _expired(content: Content, today: date) -> list[Problem]:
     for record in content.faq:
         if record.valid_until and record.valid_until < today:
             line = _line_of(content, record.source, "valid_until")
-            problems.append(Problem(record.source, line, f"expired on {record.valid_until}: the bot no longer answers it; update or delete it", "warning"))
+            problems.append(
+                Problem(
+                    record.source,
+                    line,
+                    f"expired on {record.valid_until}: the bot no longer answers it; update or delete it",
+                    "warning",
+                )
+            )
     return problems
 
 
@@ -91,22 +107,26 @@ def _near_duplicates(content: Content, config: Config) -> list[Problem]:
     entries = [r for r in content.faq if isinstance(r, FaqEntry)]
     if len(entries) < 2 or not config.embedders:
         return []
-    embedder = load_embedder(config.embedders[0])
+    settings = config.embedders[0]
     cache = EmbeddingCache(config.cache_file)
     try:
-        vectors, _ = cache.embed(embedder, [normalize(e.question) for e in entries])
+        vectors, _ = cache.embed(model_id(settings), [normalize(e.question) for e in entries], lambda: load_embedder(settings))
     finally:
         cache.close()
     similarity = vectors @ vectors.T
     problems = []
-    for i, j in zip(*np.where(np.triu(similarity, 1) >= config.near_duplicate_similarity)):
+    for i, j in zip(*np.where(np.triu(similarity, 1) >= config.near_duplicate_similarity), strict=False):
         a, b = entries[i], entries[j]
         if a.id != b.id:
-            problems.append(Problem(
-                b.source, _line_of(content, b.source, "question"),
-                f"question is almost the same as entry '{a.id}' ({a.source}, similarity {similarity[i, j]:.2f}): merge them or make them distinct",
-                "warning",
-            ))
+            problems.append(
+                Problem(
+                    b.source,
+                    _line_of(content, b.source, "question"),
+                    f"question is almost the same as entry '{a.id}' ({a.source}, similarity {similarity[i, j]:.2f}): "
+                    "merge them or make them distinct",
+                    "warning",
+                )
+            )
     return problems
 
 
@@ -120,4 +140,3 @@ def lint(config: Config, today: date | None = None, content: Content | None = No
     problems += _expired(content, today or date.today())
     problems += _near_duplicates(content, config)
     return sorted(set(problems), key=lambda p: (p.path, p.line, p.message))
-

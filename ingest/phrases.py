@@ -5,6 +5,7 @@ from __future__ import annotations
 from kb.model import FaqEntry, Phrase, PolicyChunk, Record
 from kb.text import keyword_tokens, normalize, passages
 
+
 def phrases_for(record: Record) -> list[Phrase]:
     if isinstance(record, FaqEntry):
         texts = [record.question, *record.alternates]

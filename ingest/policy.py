@@ -47,10 +47,19 @@ def parse_policy(doc: Document, folder_lang: str | None = None) -> tuple[list[Po
             continue
         titles = [title] + [t for lvl, t in path if lvl > 0 and t != title]
         numbered = [row for row in lines if _NUMBERED.match(row)]
-        chunks.append(PolicyChunk(
-            id=f"{policy_id}#{len(chunks) + 1}", policy_id=policy_id, lang=lang, title=title,
-            heading_path=titles, text=text, steps=split_steps(numbered), source=doc.path, line=line,
-        ))
+        chunks.append(
+            PolicyChunk(
+                id=f"{policy_id}#{len(chunks) + 1}",
+                policy_id=policy_id,
+                lang=lang,
+                title=title,
+                heading_path=titles,
+                text=text,
+                steps=split_steps(numbered),
+                source=doc.path,
+                line=line,
+            )
+        )
     if not chunks:
         problems.append(doc.problem(doc.body_start, "the policy has no text under its headings", "warning"))
     return chunks, problems

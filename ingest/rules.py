@@ -22,7 +22,9 @@ def _load(path: Path, display: str) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        raise ContentError(Problem(display, mark.line + 1 if mark else 1, f"not valid YAML: {getattr(error, 'problem', error)}")) from None
+        raise ContentError(
+            Problem(display, mark.line + 1 if mark else 1, f"not valid YAML: {getattr(error, 'problem', error)}")
+        ) from None
     if not isinstance(data, dict):
         raise ContentError(Problem(display, 1, "expected one section per language (zh:, en:)"))
     return data

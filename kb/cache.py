@@ -32,32 +32,38 @@ class EmbeddingCache:
 
     def embed(
         self,
-        embedder: Embedder,
+        model_id: str,
         texts: list[str],
+        load: Callable[[], Embedder],
         progress: Callable[[int, int], None] | None = None,
     ) -> tuple[np.ndarray, int]:
-        """Vectors for ``texts`` (in order) and how many had to be computed."""
-        keys = [text_key(embedder.model_id, t) for t in texts]
+        """Vectors for ``texts`` (in order) and how many had to be computed.
+
+        ``load`` is called only when some text is missing: a rebuild that changed nothing does
+        not pay for loading the model.
+        """
+        keys = [text_key(model_id, t) for t in texts]
         found: dict[str, np.ndarray] = {}
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), 500):
             part = unique[start : start + 500]
-            rows = self._db.execute(
-                f"SELECT key, vector FROM embedding WHERE key IN ({','.join('?' * len(part))})", part
-            )
+            rows = self._db.execute(f"SELECT key, vector FROM embedding WHERE key IN ({','.join('?' * len(part))})", part)
             found.update((key, np.frombuffer(blob, dtype=np.float32)) for key, blob in rows)
-        missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in found))
+        missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=False) if k not in found))
+        embedder = load() if missing else None
         for start in range(0, len(missing), BATCH):
             batch = missing[start : start + BATCH]
             vectors = embedder.embed(batch)
-            batch_keys = [text_key(embedder.model_id, t) for t in batch]
+            batch_keys = [text_key(model_id, t) for t in batch]
             self._db.executemany(
                 "INSERT OR REPLACE INTO embedding VALUES (?, ?)",
-                [(k, v.astype(np.float32).tobytes()) for k, v in zip(batch_keys, vectors)],
+                [(k, v.astype(np.float32).tobytes()) for k, v in zip(batch_keys, vectors, strict=False)],
             )
             self._db.commit()
-            found.update(zip(batch_keys, vectors))
+            found.update(zip(batch_keys, vectors, strict=False))
             if progress:
                 progress(min(start + BATCH, len(missing)), len(missing))
-        matrix = np.stack([found[k] for k in keys]) if keys else np.zeros((0, embedder.dim), np.float32)
+        if not keys:
+            return np.zeros((0, (embedder or load()).dim), np.float32), 0
+        matrix = np.stack([found[k] for k in keys])
         return matrix.astype(np.float32), len(missing)

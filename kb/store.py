@@ -21,7 +21,7 @@ import os
 import shutil
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +95,11 @@ def write_build(
     index_dir = Path(index_dir)
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
     staging = builds / f".{stamp}.partial"
     staging.mkdir()
     try:
-        manifest = {**manifest, "format": FORMAT, "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        manifest = {**manifest, "format": FORMAT, "built_at": datetime.now(UTC).isoformat(timespec="seconds")}
         for name, rows in vectors.items():
             if len(rows) != len(phrases):
                 raise ValueError(f"embedder {name}: {len(rows)} vectors for {len(phrases)} phrases")

@@ -83,5 +83,7 @@ def policy_steps(chunk: PolicyChunk, best_phrase_text: str | None) -> Steps:
         pointer = [f"完整规则请在「帮助中心」查看《{chunk.title}》；还有疑问，回复「人工」由客服为您解答。"]
     else:
         reason = f"This follows our {chunk.title}, section “{section}”."
-        pointer = [f"Read the full {chunk.title} in the Help Centre; if anything is unclear, reply “agent” and a colleague will help."]
+        pointer = [
+            f"Read the full {chunk.title} in the Help Centre; if anything is unclear, reply “agent” and a colleague will help."
+        ]
     return Steps(conclusion.strip(), reason, chunk.steps or pointer)

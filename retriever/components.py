@@ -6,7 +6,7 @@ wires them together.
                      └─ KeywordRetriever ────────────────────────┘
 """
 
-
+import heapq
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
@@ -25,9 +25,9 @@ from retriever.keyword import KeywordIndex
 from retriever.money import MoneyGate
 
 
-@dataclass
+@dataclass(frozen=True)
 class EntryHits:
-    """One retriever's scores, grouped by entry."""
+    """One retriever's scores, grouped by entry. Read-only once made."""
 
     source: str
     weight: float
@@ -37,6 +37,13 @@ class EntryHits:
     """Entry id → position of its best-scoring phrase."""
     floor: float
     """A score at or below that of any entry left out of ``scores``."""
+    covers: frozenset[str] | None = None
+    """The entries this retriever can score (they have phrases in its languages); None: all."""
+
+    def __deepcopy__(self, memo: dict) -> "EntryHits":
+        # The pipeline deep-copies what passes between components; hits are never changed
+        # after they are made, so a copy would only cost time on every question.
+        return self
 
 
 @dataclass
@@ -78,10 +85,21 @@ class QueryEmbedder:
 class FaissRetriever:
     """Nearest phrases in one FAISS index, grouped by entry (best phrase + a share of the second)."""
 
-    def __init__(self, index: Any, phrases: list[Phrase], name: str, weight: float, top_k: int,
-                 second_best_share: float, centroid_share: float) -> None:
+    def __init__(
+        self,
+        index: Any,
+        phrases: list[Phrase],
+        name: str,
+        weight: float,
+        top_k: int,
+        second_best_share: float,
+        centroid_share: float,
+        languages: list[str],
+    ) -> None:
         self.index = index
-        self.entry_of = [p.entry_id for p in phrases]
+        # Phrases outside the embedder's languages were not embedded by it (zero vectors): skip them.
+        self.entry_of = [p.entry_id if p.lang in languages else None for p in phrases]
+        self.covers = frozenset(e for e in self.entry_of if e is not None)
         self.name = name
         self.weight = weight
         self.top_k = top_k
@@ -99,10 +117,10 @@ class FaissRetriever:
         best: dict[str, float] = {}
         second: dict[str, float] = {}
         best_phrase: dict[str, int] = {}
-        for score, position in zip(scores[0].tolist(), positions[0].tolist()):
-            if position < 0:
+        for score, position in zip(scores[0].tolist(), positions[0].tolist(), strict=False):
+            entry = self.entry_of[position] if position >= 0 else None
+            if entry is None:
                 continue
-            entry = self.entry_of[position]
             if entry not in best:
                 best[entry], best_phrase[entry] = score, position
             elif entry not in second:
@@ -118,18 +136,19 @@ class FaissRetriever:
             floor = (1 - blend) * floor * (1 + share) + blend * float(central.min())
         else:
             floor *= 1 + share
-        return {"hits": EntryHits(self.name, self.weight, grouped, best_phrase, floor)}
+        return {"hits": EntryHits(self.name, self.weight, grouped, best_phrase, floor, self.covers)}
 
 
 def _centroids(index: Any, entry_of: list[str]) -> tuple[list[str], np.ndarray]:
-    """The unit mean vector of each entry's phrases."""
-    entries = list(dict.fromkeys(entry_of))
-    if index.ntotal == 0:
+    """The unit mean vector of each entry's phrases (those the embedder covers)."""
+    entries = list(dict.fromkeys(e for e in entry_of if e is not None))
+    if index.ntotal == 0 or not entries:
         return entries, np.zeros((0, index.d), dtype=np.float32)
     vectors = index.reconstruct_n(0, index.ntotal)
     rows = {e: i for i, e in enumerate(entries)}
+    kept = [i for i, e in enumerate(entry_of) if e is not None]
     sums = np.zeros((len(entries), vectors.shape[1]), dtype=np.float32)
-    np.add.at(sums, [rows[e] for e in entry_of], vectors)
+    np.add.at(sums, [rows[entry_of[i]] for i in kept], vectors[kept])
     return entries, sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
 
 
@@ -156,10 +175,32 @@ class ScoreFusion:
     chunks pay a small penalty so that an FAQ entry wins a near tie.
     """
 
-    def __init__(self, records: dict[str, list[Record]], policy_penalty: float, today: date | None = None) -> None:
+    def __init__(
+        self, records: dict[str, list[Record]], policy_penalty: float, today: date | None = None, keep: int = 10
+    ) -> None:
         self.records = records
+        self.keep = keep
+        self._offsets = {}
         self.policy_penalty = policy_penalty
         self.today = today
+
+    _offsets: dict[tuple[str, ...], float]
+
+    def _score(self, hits: EntryHits, entry: str, dense: list[EntryHits]) -> float:
+        """This retriever's score for ``entry``; for an entry it cannot score (no phrase in its
+        languages), the others' mean moved onto its scale, so that entry is neither favoured nor
+        buried by a missing score."""
+        if hits.covers is None or entry in hits.covers:
+            return hits.scores.get(entry, hits.floor)
+        others = [h for h in dense if h is not hits and (h.covers is None or entry in h.covers)]
+        if not others:
+            return hits.floor
+        key = (hits.source, *sorted(h.source for h in others))
+        if key not in self._offsets:
+            shared = sorted((e for e in hits.scores if all(e in h.scores for h in others)), key=lambda e: -hits.scores[e])[:20]
+            gaps = sorted(_mean(others, e) - hits.scores[e] for e in shared)
+            self._offsets[key] = gaps[len(gaps) // 2] if gaps else 0.0
+        return _mean(others, entry) - self._offsets[key]
 
     def _valid(self, entry_id: str, day: date) -> bool:
         return any(not isinstance(r, FaqEntry) or r.is_valid_on(day) for r in self.records.get(entry_id, ()))
@@ -173,19 +214,24 @@ class ScoreFusion:
             return {"candidates": []}
         day = self.today or date.today()
         entries = set().union(*(h.scores for h in present))
-        total_weight = sum(h.weight for h in dense) or 1.0
         fused: dict[str, float] = defaultdict(float)
         for entry in entries:
             if not self._valid(entry, day):
                 continue
-            score = sum(h.weight * h.scores.get(entry, h.floor) for h in dense) / total_weight
+            total_weight = sum(h.weight for h in dense) or 1.0
+            score = sum(h.weight * self._score(h, entry, dense) for h in dense) / total_weight
             score += sum(h.weight * h.scores.get(entry, 0.0) for h in keyword)
             if entry.count("#"):
                 score -= self.policy_penalty
             fused[entry] = score
+        self._offsets.clear()
         first = dense[0] if dense else None
-        ranked = sorted(fused.items(), key=lambda item: -item[1])
+        ranked = heapq.nlargest(self.keep, fused.items(), key=lambda item: item[1])
         return {"candidates": [Candidate(e, s, first.best_phrase.get(e) if first else None) for e, s in ranked]}
+
+
+def _mean(hits: list[EntryHits], entry: str) -> float:
+    return sum(h.weight * h.scores.get(entry, h.floor) for h in hits) / (sum(h.weight for h in hits) or 1.0)
 
 
 @dataclass
@@ -205,35 +251,49 @@ class AnswerRouter:
     The money gate comes first and does not depend on any similarity threshold.
     """
 
-    def __init__(self, records: dict[str, list[Record]], money: MoneyGate, calibration: ConfidenceConfig,
-                 thresholds: ThresholdConfig) -> None:
+    def __init__(
+        self,
+        records: dict[str, list[Record]],
+        money: MoneyGate,
+        calibration: dict[str, ConfidenceConfig],
+        thresholds: ThresholdConfig,
+    ) -> None:
         self.records = records
         self.money = money
         self.calibration = calibration
         self.thresholds = thresholds
 
     @component.output_types(decision=Decision)
-    def run(self, candidates: list[Candidate], text: str) -> dict[str, Any]:
+    def run(self, candidates: list[Candidate], text: str, language: str) -> dict[str, Any]:
         top = candidates[0].score if candidates else 0.0
         gap = top - candidates[1].score if len(candidates) > 1 else top
-        score = confidence(top, gap, self.calibration) if candidates else 0.0
+        calibration = self.calibration.get(language) or ConfidenceConfig()
+        score = confidence(top, gap, calibration) if candidates else 0.0
         limits = self.thresholds
         close = len(candidates) > 1 and gap < limits.clarify_gap
-        if score >= limits.answer:
-            action, reason = "answer", None
-        elif close and score >= limits.clarify:
+        if close and score >= limits.clarify:
+            # Two entries nearly tied: asking beats guessing (measured: most such top-1s are wrong).
             action, reason = "clarify", None
+        elif score >= limits.answer:
+            action, reason = "answer", None
         else:
             action, reason = "handoff", "low_confidence"
-        top_is_money = bool(candidates) and action != "handoff" and any(
-            r.money for r in self.records.get(candidates[0].entry_id, ())
-        )
+        # When the customer picks a clarify option, that choice comes back through here.
+        top_is_money = action == "answer" and any(r.money for r in self.records.get(candidates[0].entry_id, ()))
         if self.money.matches(text) or top_is_money:
             action, reason = "handoff", "money"
-        return {"decision": Decision(action, reason, score, candidates[:10])}
+        return {"decision": Decision(action, reason, score, candidates)}
 
 
 __all__ = [
-    "AnswerRouter", "Candidate", "Decision", "EntryHits", "FaissRetriever", "KeywordRetriever",
-    "QueryEmbedder", "QueryNormalizer", "RetrievalConfig", "ScoreFusion",
+    "AnswerRouter",
+    "Candidate",
+    "Decision",
+    "EntryHits",
+    "FaissRetriever",
+    "KeywordRetriever",
+    "QueryEmbedder",
+    "QueryNormalizer",
+    "RetrievalConfig",
+    "ScoreFusion",
 ]

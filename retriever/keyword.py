@@ -37,7 +37,7 @@ class KeywordIndex:
         best = sum(self._idf[t] * self._weight(c, len(tokens)) for t, c in counts.items())
         best += sum(math.log(1 + len(self._length) + 0.5) * self._weight(1, len(tokens)) for t in tokens if t not in self._idf)
         scores: dict[int, float] = defaultdict(float)
-        for token, query_count in counts.items():
+        for token, _query_count in counts.items():
             idf = self._idf[token]
             for position, count in self._postings[token]:
                 scores[position] += idf * self._weight(count, self._length[position])

