@@ -16,7 +16,7 @@ import numpy as np
 from haystack import component
 from haystack.core.component.types import Variadic
 
-from kb.config import ConfidenceConfig, RetrievalConfig, ThresholdConfig
+from kb.config import ConfidenceConfig, ThresholdConfig
 from kb.embedders import Embedder
 from kb.model import FaqEntry, Phrase, Record
 from kb.text import detect_language, keyword_tokens, normalize
@@ -180,13 +180,11 @@ class ScoreFusion:
     ) -> None:
         self.records = records
         self.keep = keep
-        self._offsets = {}
         self.policy_penalty = policy_penalty
         self.today = today
 
-    _offsets: dict[tuple[str, ...], float]
-
-    def _score(self, hits: EntryHits, entry: str, dense: list[EntryHits]) -> float:
+    @staticmethod
+    def _score(hits: EntryHits, entry: str, dense: list[EntryHits], offsets: dict[tuple[str, ...], float]) -> float:
         """This retriever's score for ``entry``; for an entry it cannot score (no phrase in its
         languages), the others' mean moved onto its scale, so that entry is neither favoured nor
         buried by a missing score."""
@@ -196,11 +194,12 @@ class ScoreFusion:
         if not others:
             return hits.floor
         key = (hits.source, *sorted(h.source for h in others))
-        if key not in self._offsets:
+        if key not in offsets:
+            # The median difference of scales over the entries both sides scored well.
             shared = sorted((e for e in hits.scores if all(e in h.scores for h in others)), key=lambda e: -hits.scores[e])[:20]
             gaps = sorted(_mean(others, e) - hits.scores[e] for e in shared)
-            self._offsets[key] = gaps[len(gaps) // 2] if gaps else 0.0
-        return _mean(others, entry) - self._offsets[key]
+            offsets[key] = gaps[len(gaps) // 2] if gaps else 0.0
+        return _mean(others, entry) - offsets[key]
 
     def _valid(self, entry_id: str, day: date) -> bool:
         return any(not isinstance(r, FaqEntry) or r.is_valid_on(day) for r in self.records.get(entry_id, ()))
@@ -215,16 +214,16 @@ class ScoreFusion:
         day = self.today or date.today()
         entries = set().union(*(h.scores for h in present))
         fused: dict[str, float] = defaultdict(float)
+        offsets: dict[tuple[str, ...], float] = {}
+        total_weight = sum(h.weight for h in dense) or 1.0
         for entry in entries:
             if not self._valid(entry, day):
                 continue
-            total_weight = sum(h.weight for h in dense) or 1.0
-            score = sum(h.weight * self._score(h, entry, dense) for h in dense) / total_weight
+            score = sum(h.weight * self._score(h, entry, dense, offsets) for h in dense) / total_weight
             score += sum(h.weight * h.scores.get(entry, 0.0) for h in keyword)
             if entry.count("#"):
                 score -= self.policy_penalty
             fused[entry] = score
-        self._offsets.clear()
         first = dense[0] if dense else None
         ranked = heapq.nlargest(self.keep, fused.items(), key=lambda item: item[1])
         return {"candidates": [Candidate(e, s, first.best_phrase.get(e) if first else None) for e, s in ranked]}
@@ -283,17 +282,3 @@ class AnswerRouter:
         if self.money.matches(text) or top_is_money:
             action, reason = "handoff", "money"
         return {"decision": Decision(action, reason, score, candidates)}
-
-
-__all__ = [
-    "AnswerRouter",
-    "Candidate",
-    "Decision",
-    "EntryHits",
-    "FaissRetriever",
-    "KeywordRetriever",
-    "QueryEmbedder",
-    "QueryNormalizer",
-    "RetrievalConfig",
-    "ScoreFusion",
-]
