@@ -17,7 +17,7 @@ from kb.cache import EmbeddingCache
 from kb.config import Config
 from kb.embedders import load_embedder, model_id
 from kb.model import Phrase, Record
-from kb.store import write_build
+from kb.store import serving_phrases, write_build
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(embedder_name, done, total)`` while new texts are embedded."""
@@ -48,7 +48,8 @@ def build_records(
     progress: Progress | None = None,
 ) -> tuple[Path, list[Phrase], dict[str, int]]:
     """Embed and write a build from records already in hand (the content folder, or an eval set)."""
-    phrases = [p for record in records for p in phrases_for(record)]
+    known = {p.text: p.tokens for p in serving_phrases(config.index_dir)}
+    phrases = [p for record in records for p in phrases_for(record, known)]
     if not phrases:
         raise BuildFailed("nothing to build: no entry could be read")
     texts = [p.text for p in phrases]

@@ -10,6 +10,9 @@ import yaml
 
 from ingest.problems import ContentError, Problem
 
+# libyaml's C parser when PyYAML has it: ten times faster on a large content folder.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 
@@ -62,7 +65,7 @@ def read_document(path: str, text: str) -> Document:
         raise ContentError(Problem(path, 1, "front matter is not closed: add a line '---' after the fields")) from None
     source = "\n".join(lines[1:end])
     try:
-        meta = yaml.safe_load(source) if source.strip() else {}
+        meta = yaml.load(source, Loader=SAFE_LOADER) if source.strip() else {}
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = 2 + mark.line if mark is not None else 1

@@ -6,7 +6,9 @@ from kb.model import FaqEntry, Phrase, PolicyChunk, Record
 from kb.text import keyword_tokens, normalize, passages
 
 
-def phrases_for(record: Record) -> list[Phrase]:
+def phrases_for(record: Record, known_tokens: dict[str, list[str]] | None = None) -> list[Phrase]:
+    """The record's searched texts, normalised and tokenised. ``known_tokens`` (text → tokens,
+    from the previous build) spares re-tokenising texts that did not change."""
     if isinstance(record, FaqEntry):
         texts = [record.question, *record.alternates]
     elif isinstance(record, PolicyChunk):
@@ -18,5 +20,6 @@ def phrases_for(record: Record) -> list[Phrase]:
         norm = normalize(text)
         if norm and norm not in seen:
             seen.add(norm)
-            phrases.append(Phrase(record.id, record.lang, norm, keyword_tokens(norm)))
+            tokens = known_tokens.get(norm) if known_tokens else None
+            phrases.append(Phrase(record.id, record.lang, norm, tokens if tokens is not None else keyword_tokens(norm)))
     return phrases

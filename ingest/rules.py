@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from ingest.markdown import SAFE_LOADER
 from ingest.problems import ContentError, Problem
 from kb.text import normalize
 
@@ -19,7 +20,7 @@ def _load(path: Path, display: str) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER) or {}
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         raise ContentError(

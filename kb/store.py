@@ -77,6 +77,15 @@ class KnowledgeBase:
         return cls(path, manifest, dict(records), phrases, dense, rules)
 
 
+def serving_phrases(index_dir: Path | str) -> list[Phrase]:
+    """The phrases of the serving build (none when there is none or it cannot be read)."""
+    try:
+        path = _current(Path(index_dir)).resolve(strict=True) / "phrases.json"
+        return [Phrase(**p) for p in json.loads(path.read_text(encoding="utf-8"))]
+    except (OSError, ValueError, TypeError):
+        return []
+
+
 def current_build(index_dir: Path | str) -> str | None:
     """The id of the serving build, cheaply: to notice that a new one landed."""
     link = _current(Path(index_dir))

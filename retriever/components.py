@@ -8,6 +8,7 @@ wires them together.
 
 import heapq
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -68,17 +69,24 @@ class QueryNormalizer:
 
 @component
 class QueryEmbedder:
-    """Embeds the normalised question with one embedder, for the languages it is configured for."""
+    """Embeds the normalised question with one embedder, for the languages it is configured for.
 
-    def __init__(self, embedder: Embedder, languages: list[str]) -> None:
-        self.embedder = embedder
+    The model is loaded on the first question in one of its languages (or by ``warm_up``), so a
+    Chinese question never waits for an English-only model.
+    """
+
+    def __init__(self, load: Callable[[], Embedder], languages: list[str]) -> None:
+        self._load = load
         self.languages = set(languages)
+
+    def warm_up(self) -> None:
+        self._load()
 
     @component.output_types(embedding=np.ndarray | None)
     def run(self, text: str, language: str) -> dict[str, Any]:
         if language not in self.languages or not text:
             return {"embedding": None}
-        return {"embedding": self.embedder.embed([text])[0]}
+        return {"embedding": self._load().embed([text])[0]}
 
 
 @component

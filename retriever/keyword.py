@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import Counter
+
+import numpy as np
+from scipy import sparse
 
 from kb.model import Phrase
 
@@ -12,39 +15,50 @@ B = 0.75
 
 
 class KeywordIndex:
-    """An inverted index of phrase tokens. Scores are normalised to [0, 1] by the score the
-    query would get against itself, so they can be fused with cosine similarities."""
+    """BM25 weights as a sparse token × phrase matrix, so a question costs a few row sums.
+
+    Scores are normalised to [0, 1] by the score the question would get against itself, so
+    they can be fused with cosine similarities.
+    """
 
     def __init__(self, phrases: list[Phrase]) -> None:
-        self._entry = [p.entry_id for p in phrases]
-        self._postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        self._length = [len(p.tokens) or 1 for p in phrases]
+        self._vocabulary: dict[str, int] = {}
+        rows, columns, counts = [], [], []
         for position, phrase in enumerate(phrases):
             for token, count in Counter(phrase.tokens).items():
-                self._postings[token].append((position, count))
+                rows.append(self._vocabulary.setdefault(token, len(self._vocabulary)))
+                columns.append(position)
+                counts.append(count)
         n = max(len(phrases), 1)
-        self._average = sum(self._length) / n
-        self._idf = {t: math.log(1 + (n - len(p) + 0.5) / (len(p) + 0.5)) for t, p in self._postings.items()}
+        lengths = np.array([len(p.tokens) or 1 for p in phrases], dtype=np.float32)
+        self._average = float(lengths.mean()) if len(phrases) else 1.0
+        frequency = np.bincount(np.asarray(rows, dtype=np.int64), minlength=len(self._vocabulary))
+        self._idf = np.log(1 + (n - frequency + 0.5) / (frequency + 0.5)).astype(np.float32)
+        self._unseen_idf = math.log(1 + (n + 0.5) / 0.5)
+        counts_array = np.asarray(counts, dtype=np.float32)
+        row_array = np.asarray(rows, dtype=np.int64)
+        column_array = np.asarray(columns, dtype=np.int64)
+        weights = self._idf[row_array] * self._saturate(counts_array, lengths[column_array]) if counts else counts_array
+        self._matrix = sparse.csr_matrix((weights, (row_array, column_array)), shape=(len(self._vocabulary), len(phrases)))
+        # Phrases of one entry are contiguous: best phrase per entry by one reduceat.
+        entries = [p.entry_id for p in phrases]
+        self._starts = np.array([i for i, e in enumerate(entries) if i == 0 or entries[i - 1] != e], dtype=np.int64)
+        self._entries = [entries[i] for i in self._starts]
 
-    def _weight(self, count: int, length: float) -> float:
+    def _saturate(self, count: np.ndarray | float, length: np.ndarray | float) -> np.ndarray | float:
         return count * (K1 + 1) / (count + K1 * (1 - B + B * length / self._average))
 
     def search(self, tokens: list[str]) -> dict[str, float]:
         """Entry id → best normalised BM25 score of its phrases, for entries sharing a token."""
-        counts = Counter(t for t in tokens if t in self._idf)
-        if not counts:
+        known = [self._vocabulary[t] for t in tokens if t in self._vocabulary]
+        if not known:
             return {}
-        best = sum(self._idf[t] * self._weight(c, len(tokens)) for t, c in counts.items())
-        best += sum(math.log(1 + len(self._length) + 0.5) * self._weight(1, len(tokens)) for t in tokens if t not in self._idf)
-        scores: dict[int, float] = defaultdict(float)
-        for token, _query_count in counts.items():
-            idf = self._idf[token]
-            for position, count in self._postings[token]:
-                scores[position] += idf * self._weight(count, self._length[position])
-        entries: dict[str, float] = {}
-        for position, score in scores.items():
-            entry = self._entry[position]
-            value = min(score / best, 1.0)
-            if value > entries.get(entry, 0.0):
-                entries[entry] = value
-        return entries
+        counts = Counter(tokens)
+        best = sum(
+            (self._idf[self._vocabulary[t]] if t in self._vocabulary else self._unseen_idf) * self._saturate(c, len(tokens))
+            for t, c in counts.items()
+        )
+        scores = np.asarray(self._matrix[known].sum(axis=0)).ravel()
+        per_entry = np.maximum.reduceat(scores, self._starts)
+        hits = np.flatnonzero(per_entry > 0)
+        return {self._entries[i]: min(float(per_entry[i]) / best, 1.0) for i in hits}

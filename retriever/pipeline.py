@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from datetime import date
+from functools import partial
 
 from haystack import Pipeline
 
 from kb.config import Config
-from kb.embedders import load_embedder
+from kb.embedders import load_embedder, model_id
 from kb.store import KnowledgeBase, current_build
 from retriever.answer import Answer, RunnerUp, display_question, pick_version, steps_for
 from retriever.components import (
@@ -22,6 +23,7 @@ from retriever.components import (
 )
 from retriever.keyword import KeywordIndex
 from retriever.money import MoneyGate
+from retriever.threads import limit_query_threads
 
 
 class IndexMismatch(RuntimeError):
@@ -39,14 +41,14 @@ def build_pipeline(config: Config, kb: KnowledgeBase, today: date | None = None)
         "router", AnswerRouter(kb.records, MoneyGate.from_rules(kb.rules), config.confidence, config.thresholds)
     )
     for settings in config.embedders:
-        embedder = load_embedder(settings)
-        if built.get(settings.name) != embedder.model_id:
+        wanted = model_id(settings)
+        if built.get(settings.name) != wanted:
             raise IndexMismatch(
                 f"the knowledge base was built with {built.get(settings.name) or 'no'} embedder '{settings.name}', "
-                f"the configuration asks for {embedder.model_id}: run 'kb build'"
+                f"the configuration asks for {wanted}: run 'kb build'"
             )
         embed, search = f"embed_{settings.name}", f"faiss_{settings.name}"
-        pipeline.add_component(embed, QueryEmbedder(embedder, settings.languages))
+        pipeline.add_component(embed, QueryEmbedder(partial(load_embedder, settings), settings.languages))
         pipeline.add_component(
             search,
             FaissRetriever(
@@ -84,6 +86,7 @@ class Retriever:
     """
 
     def __init__(self, config: Config, kb: KnowledgeBase, today: date | None = None) -> None:
+        limit_query_threads()
         self.config = config
         self.today = today
         self._state = (kb, build_pipeline(config, kb, today))
@@ -105,6 +108,12 @@ class Retriever:
             kb = KnowledgeBase.load(self.config.index_dir)
             self._state = (kb, build_pipeline(self.config, kb, self.today))
             return True
+
+    def warm_up(self) -> None:
+        """Load every model and lazy table now rather than on the first question (for servers)."""
+        self._state[1].warm_up()
+        for question in ("东西坏了能退吗", "where is my order"):
+            self.ask(question)
 
     def ask(self, question: str) -> Answer:
         started = time.perf_counter()

@@ -10,8 +10,16 @@ from bots.cli import main
 from eval.metrics import answer_metrics, auroc, mean_reciprocal_rank, percentile, recall_at
 
 EVAL_KEYS = {
-    "recall_at_1", "recall_at_5", "mrr", "oos_auroc", "coverage", "answered_precision", "accuracy",
-    "p50_ms", "p95_ms", "n_queries",
+    "recall_at_1",
+    "recall_at_5",
+    "mrr",
+    "oos_auroc",
+    "coverage",
+    "answered_precision",
+    "accuracy",
+    "p50_ms",
+    "p95_ms",
+    "n_queries",
 }
 
 
