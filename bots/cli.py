@@ -110,6 +110,8 @@ def cmd_eval(config: Config, args: argparse.Namespace) -> int:
             print(f"\r  {done}/{total} questions", end="", file=sys.stderr, flush=True)
 
     started = time.perf_counter()
+    if not (Path(args.folder) / "kb.jsonl").exists():
+        _retriever(config)  # questions for the configured knowledge base: build it if needed
     try:
         metrics = evaluate(config, Path(args.folder), progress)
     except DatasetError as error:
@@ -137,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("question")
     ask.add_argument("--json", action="store_true", help="print the whole result as JSON")
     ask.set_defaults(run=cmd_ask)
-    evaluate = commands.add_parser("eval", help="measure on a question set (kb.jsonl + queries.jsonl)")
+    evaluate = commands.add_parser(
+        "eval", help="measure on a question set (kb.jsonl + queries.jsonl; without kb.jsonl: on the configured content)"
+    )
     evaluate.add_argument("folder")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(run=cmd_eval)

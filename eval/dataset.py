@@ -14,6 +14,8 @@ from kb.text import detect_language
 class Query:
     text: str
     gold_id: str | None
+    money: bool | None = None
+    """Labelled as a money question (the gate must hand it off); None when not labelled."""
 
 
 class DatasetError(ValueError):
@@ -63,5 +65,6 @@ def load_queries(folder: Path) -> list[Query]:
         if "query" not in row:
             raise DatasetError(f"{path}:{number}: missing key 'query'")
         gold = row.get("gold_id")
-        queries.append(Query(str(row["query"]), None if gold is None else str(gold)))
+        money = row.get("money")
+        queries.append(Query(str(row["query"]), None if gold is None else str(gold), None if money is None else bool(money)))
     return queries

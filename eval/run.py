@@ -26,23 +26,29 @@ class Outcome:
         return [c.entry_id for c in self.answer.candidates]
 
 
+def _ask_all(retriever: Retriever, queries: list[Query], progress: Callable[[int, int], None] | None) -> list[Outcome]:
+    outcomes = []
+    for position, query in enumerate(queries):
+        outcomes.append(Outcome(query, retriever.ask(query.text)))
+        if progress and (position + 1) % 50 == 0:
+            progress(position + 1, len(queries))
+    return outcomes
+
+
 def run_queries(config: Config, folder: Path, progress: Callable[[int, int], None] | None = None) -> list[Outcome]:
-    """Every query of the set through a fresh index built from its ``kb.jsonl``."""
-    entries = load_entries(folder)
+    """Every query of the set through a fresh index built from its ``kb.jsonl``; a set without
+    ``kb.jsonl`` is asked of the configured knowledge base (the real content, built)."""
     queries = load_queries(folder)
+    if not (Path(folder) / "kb.jsonl").exists():
+        return _ask_all(Retriever.from_config(config), queries, progress)
+    entries = load_entries(folder)
     with tempfile.TemporaryDirectory(prefix="kb-eval-") as scratch:
         settings = copy.deepcopy(config)
         settings.cache_path = config.cache_file  # keep the embedding cache between runs
         settings.index_dir = Path(scratch)
         rules = {"money": load_money_rules(config.content_dir, config.content_dir)}
         build_records(settings, entries, rules)
-        retriever = Retriever.from_config(settings)
-        outcomes = []
-        for position, query in enumerate(queries):
-            outcomes.append(Outcome(query, retriever.ask(query.text)))
-            if progress and (position + 1) % 50 == 0:
-                progress(position + 1, len(queries))
-    return outcomes
+        return _ask_all(Retriever.from_config(settings), queries, progress)
 
 
 def summarize(outcomes: list[Outcome]) -> dict[str, float | int | None]:
@@ -58,6 +64,7 @@ def summarize(outcomes: list[Outcome]) -> dict[str, float | int | None]:
         [o.query.gold_id for o in outcomes],
     )
     latencies = [o.answer.latency_ms for o in outcomes]
+    money = _money_gate([o for o in outcomes if o.query.money is not None])
     return {
         "recall_at_1": recall_at(ranked, gold, 1),
         "recall_at_5": recall_at(ranked, gold, 5),
@@ -67,6 +74,20 @@ def summarize(outcomes: list[Outcome]) -> dict[str, float | int | None]:
         "p50_ms": percentile(latencies, 50),
         "p95_ms": percentile(latencies, 95),
         "n_queries": len(outcomes),
+        **money,
+    }
+
+
+def _money_gate(labelled: list[Outcome]) -> dict[str, float]:
+    """Recall and precision of the money handoff, on questions labelled ``money`` true/false."""
+    if not labelled:
+        return {}
+    flagged = [o.answer.handoff_reason == "money" for o in labelled]
+    truth = [bool(o.query.money) for o in labelled]
+    caught = sum(f and t for f, t in zip(flagged, truth, strict=True))
+    return {
+        "money_recall": caught / sum(truth) if any(truth) else float("nan"),
+        "money_precision": caught / sum(flagged) if any(flagged) else float("nan"),
     }
 
 

