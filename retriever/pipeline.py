@@ -118,17 +118,12 @@ class Retriever:
     def ask(self, question: str) -> Answer:
         started = time.perf_counter()
         kb, pipeline = self._state
-        result = pipeline.run({"normalize": {"query": question}}, include_outputs_from={"normalize", "fusion"})
+        result = pipeline.run({"normalize": {"query": question}}, include_outputs_from={"normalize"})
         normalized = result["normalize"]
         decision = result["router"]["decision"]
         language = normalized["language"]
         candidates = decision.candidates
-
-        def runner_up(position: int) -> RunnerUp:  # noqa: E306
-            candidate = candidates[position]
-            return RunnerUp(
-                candidate.entry_id, display_question(kb.records[candidate.entry_id], language), round(candidate.score, 4)
-            )
+        ranked = [RunnerUp(c.entry_id, display_question(kb.records[c.entry_id], language), round(c.score, 4)) for c in candidates]
 
         answer = Answer(
             question=question,
@@ -138,7 +133,7 @@ class Retriever:
             handoff_reason=decision.reason,
             truncated=normalized["truncated"],
             build=kb.build_id,
-            candidates=[runner_up(i) for i in range(len(candidates))],
+            candidates=ranked,
         )
         # A money handoff still shows what the knowledge base says, as information, when it is relevant.
         informative = decision.reason == "money" and decision.confidence >= self.config.thresholds.clarify
@@ -149,6 +144,6 @@ class Retriever:
             answer.entry_id, answer.kind = top.entry_id, record.kind
             answer.steps = steps_for(record, phrase)
         if decision.action == "clarify":
-            answer.options = [runner_up(0), runner_up(1)]
+            answer.options = ranked[:2]
         answer.latency_ms = (time.perf_counter() - started) * 1000
         return answer
