@@ -77,17 +77,21 @@ def cmd_build(config: Config, args: argparse.Namespace) -> int:
     return 2 if report.skipped else 0
 
 
-def _retriever(config: Config):
-    from kb.store import KnowledgeBaseMissing
-    from retriever import Retriever
+def _ensure_built(config: Config) -> None:
+    """Build the knowledge base first when there is none yet."""
+    from kb.store import current_build
 
-    try:
-        return Retriever.from_config(config)
-    except KnowledgeBaseMissing:
+    if current_build(config.index_dir) is None:
         print("No knowledge base yet: building it first.", file=sys.stderr)
         if cmd_build(config, argparse.Namespace()) == 1:
-            raise SystemExit(1) from None
-        return Retriever.from_config(config)
+            raise SystemExit(1)
+
+
+def _retriever(config: Config):
+    from retriever import Retriever
+
+    _ensure_built(config)
+    return Retriever.from_config(config)
 
 
 def cmd_ask(config: Config, args: argparse.Namespace) -> int:
@@ -112,7 +116,7 @@ def cmd_eval(config: Config, args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     if not (Path(args.folder) / "kb.jsonl").exists():
-        _retriever(config)  # questions for the configured knowledge base: build it if needed
+        _ensure_built(config)  # questions for the configured knowledge base
     try:
         metrics = evaluate(config, Path(args.folder), progress)
     except DatasetError as error:

