@@ -3,7 +3,7 @@
 kb lint              check every content file, print path:line: message
 kb build             build the knowledge base from content/ (only changed texts are embedded)
 kb ask QUESTION      answer as a customer would see it (--json: the whole result)
-kb eval DIR          measure on a question set (kb.jsonl + queries.jsonl)
+kb eval DIR          measure on a question set (kb.jsonl + queries.jsonl); --compare, --calibrate, --report
 """
 
 from __future__ import annotations
@@ -107,30 +107,125 @@ def cmd_ask(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_eval(config: Config, args: argparse.Namespace) -> int:
-    from eval.dataset import DatasetError
-    from eval.run import evaluate
+    from eval.dataset import DatasetError, load_queries
+    from eval.run import ask_all, serving, summarize
 
-    def progress(done: int, total: int) -> None:
+    def progress(done: int, total: int, name: str = "") -> None:
         if not args.json and sys.stderr.isatty():
-            print(f"\r  {done}/{total} questions", end="", file=sys.stderr, flush=True)
+            print(f"\r  {name + ': ' if name else ''}{done}/{total} questions   ", end="", file=sys.stderr, flush=True)
 
+    if args.write_config and not args.calibrate:
+        print("--write-config needs --calibrate (it writes the calibrated thresholds).", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     if not (Path(args.folder) / "kb.jsonl").exists():
         _ensure_built(config)  # questions for the configured knowledge base
+    rows, calibration = None, None
     try:
-        metrics = evaluate(config, Path(args.folder), progress)
+        queries = load_queries(Path(args.folder))
+        with serving(config, Path(args.folder)) as retriever:
+            if args.compare:
+                retriever.warm_up()  # every configuration then starts with its models loaded
+            outcomes = ask_all(retriever, queries, progress)
+            if args.compare:
+                from eval.compare import compare
+
+                rows = compare(retriever, queries, outcomes, lambda name, done, total: progress(done, total, name))
+            if args.calibrate:
+                from eval.calibrate import calibrate
+
+                thresholds = retriever.config.thresholds
+                calibration = calibrate(outcomes, retriever.kb.records, thresholds, args.target_precision)
     except DatasetError as error:
         print(error, file=sys.stderr)
         return 1
-    if args.json:
-        print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}))
-        return 0
-    if sys.stderr.isatty():
+    metrics = summarize(outcomes)
+    if sys.stderr.isatty() and not args.json:
         print(file=sys.stderr)
-    print(f"{args.folder}: {metrics['n_queries']} questions in {time.perf_counter() - started:.0f}s")
-    for key, value in metrics.items():
-        if key != "n_queries":
-            print(f"  {key:20s} {'n/a' if value is None else f'{value:.3f}'}")
+    if args.json:
+        if rows is None and calibration is None:
+            print(json.dumps(_plain(metrics)))
+        else:
+            extra = {"compare": {r.name: _plain(r.metrics) for r in rows}} if rows else {}
+            extra |= {"calibration": calibration.to_dict()} if calibration else {}
+            print(json.dumps({"metrics": _plain(metrics), **extra}, ensure_ascii=False))
+    else:
+        _print_eval(args, metrics, rows, calibration, time.perf_counter() - started)
+    code = 0
+    if args.write_config:
+        code = _write_thresholds(calibration, Path(args.write_config))
+    if args.report:
+        from eval.compare import Row
+        from eval.report import write_report
+
+        shown = rows or [Row("product", metrics, outcomes, product=True)]
+        written = write_report(Path(args.report), Path(args.folder), metrics, shown, calibration)
+        print(f"Report written to {written[0]} (charts: {', '.join(p.name for p in written[1:])})", file=sys.stderr)
+    return code
+
+
+def _plain(metrics: dict) -> dict:
+    """NaN (no figure) as null, so that the JSON is valid."""
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
+
+
+def _print_eval(args: argparse.Namespace, metrics: dict, rows, calibration, seconds: float) -> None:
+    from eval.compare import shortfalls
+    from eval.report import calibration_text, compare_table
+
+    print(f"{args.folder}: {metrics['n_queries']} questions in {seconds:.0f}s")
+    if not rows:
+        for key, value in metrics.items():
+            if key != "n_queries":
+                print(f"  {key:20s} {'n/a' if value is None else f'{value:.3f}'}")
+    else:
+        print("\n" + compare_table(rows))
+        print("\nCoverage, precision and accuracy of a part use the product's calibration and thresholds;")
+        print("compare the parts on recall, MRR and AUROC.")
+        behind = shortfalls(rows)
+        print("\n".join(f"Note: {s}." for s in behind) if behind else "The product pipeline wins or ties on recall@1 and AUROC.")
+    if calibration is not None:
+        print("\n" + calibration_text(calibration))
+
+
+def _write_thresholds(calibration, path: Path) -> int:
+    from eval.calibrate import write_thresholds
+
+    if not calibration.found:
+        print(f"{path} left unchanged: no thresholds reach the target precision.", file=sys.stderr)
+        return 1
+    try:
+        write_thresholds(path, calibration.answer, calibration.clarify)
+    except (ValueError, OSError) as error:  # tomllib.TOMLDecodeError is a ValueError
+        print(f"Could not write the thresholds: {error}", file=sys.stderr)
+        return 1
+    print(f"Wrote [thresholds] answer = {calibration.answer}, clarify = {calibration.clarify} to {path}", file=sys.stderr)
+    return 0
+
+
+def _engine(config: Config):
+    from bots.engine import Engine
+
+    _ensure_built(config)
+    return Engine.from_config(config)
+
+
+def cmd_chat(config: Config, args: argparse.Namespace) -> int:
+    from bots.chat import run_chat
+
+    engine = _engine(config)
+    run_chat(engine, args.user)
+    return 0
+
+
+def cmd_serve(config: Config, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bots.server import create_app
+
+    app = create_app(config, _engine(config))
+    print(f"Serving on http://{args.host}:{args.port} (health: /healthz, API docs: /docs)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
@@ -149,7 +244,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     evaluate.add_argument("folder")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument(
+        "--compare", action="store_true", help="also run keyword search alone and each embedder alone, and print one table"
+    )
+    evaluate.add_argument(
+        "--calibrate", action="store_true", help="find the answer and clarify thresholds for --target-precision"
+    )
+    evaluate.add_argument(
+        "--target-precision", type=float, default=0.95, metavar="P", help="answered precision to keep (default 0.95)"
+    )
+    evaluate.add_argument("--write-config", metavar="PATH", help="with --calibrate: write the thresholds into this TOML file")
+    evaluate.add_argument("--report", metavar="PATH", help="also write a Markdown report with PNG charts")
     evaluate.set_defaults(run=cmd_eval)
+    chat = commands.add_parser("chat", help="talk to the whole bot in the terminal")
+    chat.add_argument("--user", default="demo", help="the customer's user id (default: demo)")
+    chat.set_defaults(run=cmd_chat)
+    serve = commands.add_parser("serve", help="run the HTTP server (webhooks, /api/ask, agent API)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(run=cmd_serve)
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)

@@ -95,7 +95,7 @@ def build(config: Config, progress: Progress | None = None, content: Content | N
         details = "; ".join(str(p) for p in content.errors[:3])
         raise BuildFailed(f"nothing to build: no entry could be read{': ' + details if details else ''}")
     hashes = {path: hashlib.sha256(text.encode()).hexdigest() for path, text in content.files.items()}
-    rules = {"money": content.money_rules}
+    rules = {"money": content.money_rules, "handoff": content.handoff_rules}
     path, phrases, embedded = build_records(config, content.records, rules, hashes, progress)
     return BuildReport(
         path=path,

@@ -9,7 +9,7 @@ from ingest.faq import parse_faq
 from ingest.markdown import read_document
 from ingest.policy import parse_policy
 from ingest.problems import ContentError, Problem
-from ingest.rules import load_deflection_phrases, load_money_rules
+from ingest.rules import load_deflection_phrases, load_handoff_rules, load_money_rules
 from kb.model import FaqEntry, PolicyChunk, Record
 
 LANGS = ("zh", "en")
@@ -21,6 +21,7 @@ class Content:
     problems: list[Problem] = field(default_factory=list)
     money_rules: dict[str, list[str]] = field(default_factory=dict)
     deflection: list[str] = field(default_factory=list)
+    handoff_rules: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     """Display path → text of every Markdown file read (for hashes and line look-ups)."""
     skipped: list[str] = field(default_factory=list)
@@ -58,7 +59,12 @@ def load_content(content_dir: Path, display_root: Path | None = None) -> Content
     if not content_dir.is_dir():
         content.problems.append(Problem(str(content_dir), 1, "no such content folder"))
         return content
-    for loader, target in ((load_money_rules, "money_rules"), (load_deflection_phrases, "deflection")):
+    loaders = (
+        (load_money_rules, "money_rules"),
+        (load_handoff_rules, "handoff_rules"),
+        (load_deflection_phrases, "deflection"),
+    )
+    for loader, target in loaders:
         try:
             setattr(content, target, loader(content_dir, root))
         except ContentError as error:

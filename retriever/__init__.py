@@ -6,6 +6,6 @@ Public API: :class:`Retriever` (``ask``), :class:`Answer`, :func:`render_answer`
 import kb.config  # noqa: F401  (sets HAYSTACK_TELEMETRY_ENABLED=False and HF_HUB_OFFLINE=1 before Haystack loads)
 from retriever.answer import Answer, RunnerUp
 from retriever.pipeline import IndexMismatch, Retriever
-from retriever.render import render_answer
+from retriever.render import format_steps, render_answer
 
-__all__ = ["Answer", "IndexMismatch", "Retriever", "RunnerUp", "render_answer"]
+__all__ = ["Answer", "IndexMismatch", "Retriever", "RunnerUp", "format_steps", "render_answer"]

@@ -147,3 +147,22 @@ class Retriever:
             answer.options = ranked[:2]
         answer.latency_ms = (time.perf_counter() - started) * 1000
         return answer
+
+    def answer_entry(self, entry_id: str, language: str, question: str = "") -> Answer | None:
+        """The answer of one entry, as if it had been found (the customer picked it from a
+        clarifying question). None when the entry is not in the serving build any more."""
+        kb = self.kb
+        versions = kb.records.get(entry_id)
+        if not versions:
+            return None
+        record = pick_version(versions, language)
+        return Answer(
+            question=question,
+            language=language,
+            action="answer",
+            confidence=1.0,
+            entry_id=entry_id,
+            kind=record.kind,
+            steps=steps_for(record),
+            build=kb.build_id,
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kb.model import Steps
 from retriever.answer import Answer
 
 TEXT = {
@@ -31,17 +32,14 @@ TEXT = {
 CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩"
 
 
-def render_steps(answer: Answer, numbering: str = "digits") -> str:
-    """The three steps as labelled blocks; ``numbering`` is ``digits`` (1.) or ``circled`` (①)."""
-    if answer.steps is None:
-        return ""
-    words = TEXT.get(answer.language, TEXT["en"])
-    steps = answer.steps
+def format_steps(steps: Steps, language: str, numbering: str = "digits") -> str:
+    """Three steps as labelled blocks; ``numbering`` is ``digits`` (1.) or ``circled`` (①)."""
+    words = TEXT.get(language, TEXT["en"])
 
     def number(i: int) -> str:
         return CIRCLED[i] if numbering == "circled" and i < len(CIRCLED) else f"{i + 1}. "
 
-    separator = "：" if answer.language == "zh" else ": "
+    separator = "：" if language == "zh" else ": "
     lines = [
         f"{words['conclusion']}{separator}{steps.conclusion}",
         f"{words['reason']}{separator}{steps.reason}",
@@ -49,6 +47,11 @@ def render_steps(answer: Answer, numbering: str = "digits") -> str:
     ]
     lines += [f"{number(i)}{line}" for i, line in enumerate(steps.instruction)]
     return "\n".join(lines)
+
+
+def render_steps(answer: Answer, numbering: str = "digits") -> str:
+    """The answer's three steps as labelled blocks (empty when it has none)."""
+    return "" if answer.steps is None else format_steps(answer.steps, answer.language, numbering)
 
 
 def render_answer(answer: Answer) -> str:

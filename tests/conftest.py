@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 
 from bots.cli import main
+from bots.engine import Engine
+from bots.orders import DemoOrderBackend
+from bots.settings import load_settings
+from bots.store import SqliteStateStore
 from ingest import build
 from kb.config import Config, EmbedderConfig, load_config
 from retriever import Retriever
@@ -91,3 +95,38 @@ def small(tmp_path, cache_dir):
             return main(["--config", str(toml), *args])
 
     return Small()
+
+
+class Clock:
+    """A clock the test moves by hand (escalation after 24 hours, service hours)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def make_engine(sample, sample_config, tmp_path):
+    """``make_engine(orders=..., clock=..., **engine_settings)``: a conversation engine over the
+    sample knowledge base, with its own state store in ``tmp_path`` and the demo orders."""
+
+    def make(orders=None, clock=None, **engine_settings) -> Engine:
+        settings = load_settings(sample_config)
+        for key, value in engine_settings.items():
+            setattr(settings.engine, key, value)
+        store = SqliteStateStore(tmp_path / f"state-{len(list(tmp_path.glob('state-*')))}.sqlite")
+        return Engine(
+            sample,
+            store,
+            orders or DemoOrderBackend(tmp_path / "orders.sqlite"),
+            settings.engine,
+            settings.orders.number_pattern,
+            **({"clock": clock} if clock else {}),
+        )
+
+    return make
