@@ -3,6 +3,7 @@ content folders written by the tests, built with e5 alone to stay quick."""
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -23,6 +24,12 @@ SHARED_CACHE = "embeddings.sqlite"
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
+    """A fresh embedding cache per run (CI), or a kept one in ``KB_TEST_CACHE_DIR`` to make
+    repeated local runs quick; the cache is keyed by model and text, so reuse is safe."""
+    kept = os.environ.get("KB_TEST_CACHE_DIR")
+    if kept:
+        Path(kept).mkdir(parents=True, exist_ok=True)
+        return Path(kept)
     return tmp_path_factory.mktemp("cache")
 
 
