@@ -34,7 +34,7 @@ from kb.model import FaqEntry
 from kb.text import detect_language, normalize
 from retriever import Answer, Retriever
 
-_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffd\ufeff]")
+_UNPRINTABLE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffd\ufeff]")
 _GREETING = re.compile(r"^(你好|您好|哈喽|嗨|在吗|在不在|有人吗|hi|hello|hey|hiya|good (morning|afternoon|evening))[\s!.?~,]*$")
 _THANKS = re.compile(
     r"^(谢谢|多谢|谢啦|感谢|好的|好|ok|okay|嗯|嗯嗯|知道了|明白了|thanks|thank you|thx|cheers|got it)[\s!.?~,]*$"
@@ -153,7 +153,10 @@ class Engine:
         return list(questions.get(language) or questions.get("en") or [])
 
     def _read(self, text: str, language: str) -> _Message:
-        cleaned = _UNPRINTABLE.sub("", unicodedata.normalize("NFC", text or "")).strip()
+        text = unicodedata.normalize("NFC", text or "")
+        cleaned = _UNPRINTABLE.sub("", text).strip()
+        if len(cleaned) < len(text.strip()) / 2:
+            cleaned = ""  # mostly control bytes: binary, not words
         limit = self.settings.max_message_chars
         truncated = len(cleaned) > limit
         cleaned = cleaned[:limit]
