@@ -230,7 +230,7 @@ class SqliteStateStore:
                 "INSERT OR REPLACE INTO conversations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     c.channel, c.user_id, c.state, c.ticket_id, c.language, c.awaiting,
-                    json.dumps(c.context, ensure_ascii=False), c.clarify_count, c.failed_count,
+                    mask_text(json.dumps(c.context, ensure_ascii=False)), c.clarify_count, c.failed_count,
                     c.last_entry_id, c.updated_at,
                 ),
             )  # fmt: skip
