@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -93,6 +95,12 @@ def create_app(
     app.state.shutdown_hooks = []
     app.state.ticket_listeners = []
     """``async def listener(event, ticket)``: "opened" or "escalated" tickets (e.g. post to agents)."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the input back and fails (500) when that input is not UTF-8.
+        details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in error.errors()]
+        return JSONResponse({"detail": details}, status_code=422)
 
     def agent_token(authorization: str = Header(default="")) -> None:
         expected = settings.agents.token

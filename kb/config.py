@@ -59,6 +59,8 @@ class RetrievalConfig:
     policy_penalty: float = 0.0
     """Subtracted from a policy chunk's score, so that an FAQ entry wins a tie."""
     max_query_chars: int = 500
+    answer_cache_size: int = 4096
+    """Answers kept for repeated questions (per build; 0: none)."""
 
 
 @dataclass

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
+from collections import OrderedDict
 from datetime import date
 from functools import partial
 
@@ -12,6 +14,7 @@ from haystack import Pipeline
 from kb.config import Config
 from kb.embedders import load_embedder, model_id
 from kb.store import KnowledgeBase, current_build
+from kb.text import normalize
 from retriever.answer import Answer, RunnerUp, display_question, pick_version, steps_for
 from retriever.components import (
     AnswerRouter,
@@ -91,6 +94,8 @@ class Retriever:
         self.today = today
         self._state = (kb, build_pipeline(config, kb, today))
         self._reload_lock = threading.Lock()
+        self._answers: OrderedDict[tuple[str, date, str, bool], Answer] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: Config, today: date | None = None) -> Retriever:
@@ -116,6 +121,26 @@ class Retriever:
             self.ask(question)
 
     def ask(self, question: str) -> Answer:
+        """The answer to ``question``. Customers ask the same few questions over and over, so
+        answers are kept per build for the most recent distinct (normalised) questions."""
+        started = time.perf_counter()
+        kb = self.kb
+        # The day is part of the key: an entry may expire at midnight (valid_until).
+        key = (kb.build_id, date.today(), normalize(question), len(question) > self.config.retrieval.max_query_chars)
+        with self._cache_lock:
+            cached = self._answers.get(key)
+            if cached is not None:
+                self._answers.move_to_end(key)
+        if cached is not None:
+            return dataclasses.replace(cached, question=question, latency_ms=(time.perf_counter() - started) * 1000)
+        answer = self._ask(question)
+        with self._cache_lock:
+            self._answers[key] = answer
+            while len(self._answers) > self.config.retrieval.answer_cache_size:
+                self._answers.popitem(last=False)
+        return answer
+
+    def _ask(self, question: str) -> Answer:
         started = time.perf_counter()
         kb, pipeline = self._state
         result = pipeline.run({"normalize": {"query": question}}, include_outputs_from={"normalize"})
@@ -123,7 +148,9 @@ class Retriever:
         decision = result["router"]["decision"]
         language = normalized["language"]
         candidates = decision.candidates
-        ranked = [RunnerUp(c.entry_id, display_question(kb.records[c.entry_id], language), round(c.score, 4)) for c in candidates]
+        ranked = [
+            RunnerUp(c.entry_id, display_question(kb.records[c.entry_id], language), round(float(c.score), 4)) for c in candidates
+        ]
 
         answer = Answer(
             question=question,
