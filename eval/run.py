@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import copy
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,8 @@ class Outcome:
         return [c.entry_id for c in self.answer.candidates]
 
 
-def _ask_all(retriever: Retriever, queries: list[Query], progress: Callable[[int, int], None] | None) -> list[Outcome]:
+def ask_all(retriever: Retriever, queries: list[Query], progress: Callable[[int, int], None] | None = None) -> list[Outcome]:
+    """Every question through ``retriever``, in order; ``progress(done, total)`` every 50."""
     outcomes = []
     for position, query in enumerate(queries):
         outcomes.append(Outcome(query, retriever.ask(query.text)))
@@ -35,12 +37,17 @@ def _ask_all(retriever: Retriever, queries: list[Query], progress: Callable[[int
     return outcomes
 
 
-def run_queries(config: Config, folder: Path, progress: Callable[[int, int], None] | None = None) -> list[Outcome]:
-    """Every query of the set through a fresh index built from its ``kb.jsonl``; a set without
-    ``kb.jsonl`` is asked of the configured knowledge base (the real content, built)."""
-    queries = load_queries(folder)
+@contextmanager
+def serving(config: Config, folder: Path) -> Iterator[Retriever]:
+    """A retriever for the set: over a fresh temporary build of its ``kb.jsonl`` (embeddings from
+    the shared cache), or over the configured knowledge base for a set without ``kb.jsonl``.
+
+    One build serves every pipeline that uses a subset of the configured embedders
+    (``kb eval --compare``), so it is made once.
+    """
     if not (Path(folder) / "kb.jsonl").exists():
-        return _ask_all(Retriever.from_config(config), queries, progress)
+        yield Retriever.from_config(config)
+        return
     entries = load_entries(folder)
     with tempfile.TemporaryDirectory(prefix="kb-eval-") as scratch:
         settings = copy.deepcopy(config)
@@ -48,7 +55,15 @@ def run_queries(config: Config, folder: Path, progress: Callable[[int, int], Non
         settings.index_dir = Path(scratch)
         rules = {"money": load_money_rules(config.content_dir, config.content_dir)}
         build_records(settings, entries, rules)
-        return _ask_all(Retriever.from_config(settings), queries, progress)
+        yield Retriever.from_config(settings)
+
+
+def run_queries(config: Config, folder: Path, progress: Callable[[int, int], None] | None = None) -> list[Outcome]:
+    """Every query of the set through a fresh index built from its ``kb.jsonl``; a set without
+    ``kb.jsonl`` is asked of the configured knowledge base (the real content, built)."""
+    queries = load_queries(folder)
+    with serving(config, Path(folder)) as retriever:
+        return ask_all(retriever, queries, progress)
 
 
 def summarize(outcomes: list[Outcome]) -> dict[str, float | int | None]:

@@ -1,0 +1,398 @@
+"""Benchmark: the WeChat webhook under concurrent signed requests on loopback; prints figures,
+asserts nothing.
+
+    python -m eval.bench_wechat                          # 32 at a time, plaintext mode
+    python -m eval.bench_wechat --mode safe --requests 3000 --concurrency 64
+    python -m eval.bench_wechat --rate 100               # open loop: 100 messages arrive per second
+    python -m eval.bench_wechat --webhook-only           # the adapter alone, no engine
+
+The application (``kb serve``'s, over the configured knowledge base, with a fresh state store)
+runs in its own process under uvicorn, as in production. This process sends text messages built
+and signed as WeChat's server sends them (AES-encrypted with ``--mode safe``), each from a new
+customer, over hand-written keep-alive HTTP/1.1 (an HTTP client library would spend more CPU than
+the webhook and measure itself), and runs a fake of WeChat's API for the customer-service
+messages that handoffs send. Two phases, as ``eval.bench_server``: every distinct customer
+question once (nothing cached: retrieval speed), then a realistic stream where popular questions
+repeat (Zipf). For each: messages/s, latency p50/p95/p99, replies later than 4.5 s, CPU per
+message of the server and of this generator, and the engine's own time from the question log.
+Targets: ≥ 100 messages/s with p99 < 1 s, and no reply later than 4.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from eval.bench_server import questions
+from eval.metrics import percentile
+from eval.report import machine
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "benchtoken"
+APP_ID = "wxbench0000000000"
+APP_SECRET = "benchsecret"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+LATE = 4.5
+
+
+# The server side (a separate process)
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bots.engine import Engine
+    from bots.server import create_app
+    from bots.settings import load_settings
+    from kb.config import load_config
+
+    config = load_config(args.config)
+    config.extra = {
+        **config.extra,
+        "wechat": {
+            "token": TOKEN,
+            "app_id": APP_ID,
+            "app_secret": APP_SECRET,
+            "encoding_aes_key": AES_KEY,
+            "api_base_url": args.api,
+            "max_concurrent_answers": args.max_concurrent_answers,
+        },
+    }
+    for name in ("WECHAT_TOKEN", "WECHAT_APP_ID", "WECHAT_APP_SECRET", "WECHAT_ENCODING_AES_KEY"):
+        os.environ.pop(name, None)
+    settings = load_settings(config)
+    settings.engine.state_path = Path(args.state)
+    engine = Engine.from_config(config, settings=settings)
+    if args.webhook_only:
+        _stub_engine(engine)
+    app = create_app(config, engine, settings=settings)
+    logging.getLogger("kb.wechat").setLevel(logging.ERROR)  # not a warning per late answer
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def _stub_engine(engine: Any) -> None:
+    """The webhook alone: every message gets the same real answer without asking the engine."""
+    import copy
+
+    engine.retriever.warm_up()
+    turn = engine.handle("wechat", "bench-stub", "东西坏了能退吗")
+    engine.handle = lambda channel, user_id, text: copy.deepcopy(turn)
+
+
+# The client side
+
+
+class FakeApi:
+    """WeChat's token and customer-service message endpoints, counting the messages."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        lock = threading.Lock()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _reply(self, data: dict[str, Any]) -> None:
+                body = json.dumps(data).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self._reply({"access_token": "BENCHTOKEN", "expires_in": 7200})
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with lock:
+                    api.sent += 1
+                self._reply({"errcode": 0, "errmsg": "ok"})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/cgi-bin/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def sha1(*parts: str) -> str:
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def signed(mode: str, user: str, text: str, msg_id: int) -> tuple[dict[str, str], bytes]:
+    """Query and body of WeChat's POST for one text message."""
+    xml = (
+        f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
+        f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        f"<Content><![CDATA[{text}]]></Content><MsgId>{msg_id}</MsgId></xml>"
+    )
+    timestamp, nonce = str(int(time.time())), str(msg_id)
+    query = {"signature": sha1(TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce, "openid": user}
+    if mode == "plain":
+        return query, xml.encode()
+    from wechatpy.crypto import WeChatCrypto
+
+    envelope = WeChatCrypto(TOKEN, AES_KEY, APP_ID).encrypt_message(xml, nonce, timestamp)
+    encrypt = envelope.split("<Encrypt><![CDATA[")[1].split("]]>")[0]
+    query.update(encrypt_type="aes", msg_signature=sha1(TOKEN, timestamp, nonce, encrypt))
+    body = f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+    return query, body.encode()
+
+
+def kind_of(status: int, body: bytes) -> str:
+    if status != 200:
+        return f"http {status}"
+    if body == b"success":
+        return "success"
+    if b"transfer_customer_service" in body:
+        return "transfer"
+    if b"<Encrypt>" in body:
+        return "encrypted reply"
+    return "text" if b"<MsgType><![CDATA[text]]>" in body else "other"
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection, written by hand: a Python HTTP client library costs
+    more CPU per request than the webhook itself, and on two cores it would measure itself."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Connection:
+        return cls(*await asyncio.open_connection(host, port))
+
+    async def post(self, request: bytes) -> tuple[int, bytes]:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        length = next((int(v) for k, _, v in (line.partition(":") for line in lines[1:]) if k.lower() == "content-length"), 0)
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def http_post(host: str, port: int, target: str, body: bytes) -> bytes:
+    head = f"POST {target} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+async def load(url: str, args: argparse.Namespace, stream: list[str], run: str) -> tuple[list[float], Counter[str], float]:
+    """Send the messages of ``stream``, ``args.concurrency`` at a time (or arriving at
+    ``args.rate`` per second); latencies, reply kinds, seconds. ``run`` keeps customers and
+    message ids apart from another phase's (a repeated id would be deduplicated)."""
+    host, port = "127.0.0.1", int(url.rsplit(":", 1)[1])
+    id_base = int(hashlib.sha1(run.encode()).hexdigest()[:8], 16) * 10**6
+    requests = []
+    for i, text in enumerate(stream):  # built and signed beforehand: the timed loop only sends
+        query, body = signed(args.mode, f"o-{run}-{i // args.messages_per_user}", text, id_base + i)
+        requests.append(http_post(host, port, "/wechat?" + urlencode(query), body))
+    latencies: list[float] = []
+    kinds: Counter[str] = Counter()
+    idle: list[Connection] = []
+    limit = asyncio.Semaphore(args.concurrency if not args.rate else 1000)
+
+    async def one(i: int) -> None:
+        if args.rate:  # open loop: message i arrives at i / rate seconds, whatever came before
+            await asyncio.sleep(max(0.0, begin + i / args.rate - time.perf_counter()))
+        async with limit:
+            started = time.perf_counter()
+            connection = None
+            try:
+                if idle:
+                    connection = idle.pop()
+                    try:
+                        status, body = await connection.post(requests[i])
+                    except (asyncio.IncompleteReadError, ConnectionResetError) as error:
+                        if getattr(error, "partial", b""):
+                            raise
+                        # The server closed this keep-alive connection while it was idle (uvicorn
+                        # does after 5 s): nothing was read, send it again on a new one.
+                        connection.close()
+                        connection = await Connection.open(host, port)
+                        status, body = await connection.post(requests[i])
+                else:
+                    connection = await Connection.open(host, port)
+                    status, body = await connection.post(requests[i])
+                kinds[kind_of(status, body)] += 1
+                idle.append(connection)
+            except (OSError, asyncio.IncompleteReadError, ValueError) as error:
+                kinds[type(error).__name__] += 1
+                if connection is not None:
+                    connection.close()
+            latencies.append(time.perf_counter() - started)
+
+    begin = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(len(stream))))
+    elapsed = time.perf_counter() - begin
+    for connection in idle:
+        connection.close()
+    return latencies, kinds, elapsed
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise SystemExit("the server did not start")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the server did not start in time")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far (Linux), NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def drain(state: Path, since: float, messages: int, timeout: float = 180) -> None:
+    """Wait until the engine has answered every message of a phase (the late ones too), so that
+    a backlog does not spill into the next phase's figures."""
+    end = time.monotonic() + timeout
+    while len(engine_times(state, since)) < messages and time.monotonic() < end:
+        time.sleep(0.2)
+    time.sleep(0.3)  # the last customer-service messages
+
+
+def engine_times(state: Path, since: float) -> list[float]:
+    """The engine's time per message of the measured run, from the question log."""
+    from bots.store import SqliteStateStore
+
+    logged = SqliteStateStore(state).questions(since)
+    return [q.latency_ms for q in logged if q.latency_ms is not None and q.channel == "wechat"]
+
+
+def run(args: argparse.Namespace) -> int:
+    api = FakeApi()
+    texts = questions()
+    weights = [1 / (rank + 1) for rank in range(len(texts))]
+    phases = [
+        ("every distinct question once", texts),
+        ("realistic stream (Zipf repeats)", random.Random(7).choices(texts, weights=weights, k=args.requests)),
+    ]
+    load_before = os.getloadavg()[0]
+    arrival = f"arriving at {args.rate:g}/s" if args.rate else f"{args.concurrency} at a time"
+    variant = ", WEBHOOK ONLY (every message gets the same answer, no engine)" if args.webhook_only else ""
+    print(
+        f"{machine()}; {args.mode} mode, {arrival}, {args.messages_per_user} message(s) per customer, "
+        f"max_concurrent_answers {args.max_concurrent_answers}{variant}"
+    )
+    if not args.port:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            args.port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory() as folder:
+        state = Path(folder) / "state.sqlite"
+        url = f"http://127.0.0.1:{args.port}"
+        command = [sys.executable, "-m", "eval.bench_wechat", "--serve", "--port", str(args.port), "--state", str(state)]
+        command += ["--api", api.url, *(["--config", args.config] if args.config else [])]
+        command += ["--webhook-only"] if args.webhook_only else []
+        command += ["--max-concurrent-answers", str(args.max_concurrent_answers)]
+        process = subprocess.Popen(command, cwd=ROOT)
+        try:
+            wait_until_up(url, process)
+            asyncio.run(load(url, args, ["你好", "hello", "谢谢"] * 10, "warmup"))  # connections, not answers
+            for number, (label, stream) in enumerate(phases):
+                since, server_before, own_before, sent_before = (
+                    time.time(),
+                    cpu_seconds(process.pid),
+                    time.process_time(),
+                    api.sent,
+                )
+                latencies, kinds, seconds = asyncio.run(load(url, args, stream, f"phase{number}"))
+                server_cpu, own_cpu = cpu_seconds(process.pid) - server_before, time.process_time() - own_before
+                if not args.webhook_only:
+                    drain(state, since, len(stream))
+                report(label, latencies, kinds, seconds, server_cpu, own_cpu, engine_times(state, since), api.sent - sent_before)
+        finally:
+            process.terminate()
+            process.wait(30)
+    print(f"load average (other processes share these cores): {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
+    return 0
+
+
+def report(
+    label: str,
+    latencies: list[float],
+    kinds: Counter[str],
+    seconds: float,
+    server_cpu: float,
+    own_cpu: float,
+    engine_ms: list[float],
+    api_messages: int,
+) -> None:
+    n = len(latencies)
+    ms = [t * 1000 for t in latencies]
+    late = sum(1 for t in latencies if t > LATE)
+    print(f"\n{label}: {n} messages")
+    print(
+        f"  {n / seconds:6.1f} messages/s   p50 {percentile(ms, 50):6.0f} ms   p95 {percentile(ms, 95):6.0f} ms   "
+        f"p99 {percentile(ms, 99):6.0f} ms   max {max(ms):6.0f} ms   later than {LATE:g} s: {late}"
+    )
+    print("  replies: " + ", ".join(f"{kind} {count}" for kind, count in kinds.most_common()))
+    print(f"  customer-service messages sent (handoff notices, late answers): {api_messages}")
+    print(
+        f"  CPU per message: server {server_cpu / n * 1000:.1f} ms ({server_cpu / seconds:.2f} cores busy), "
+        f"this generator {own_cpu / n * 1000:.1f} ms"
+    )
+    if engine_ms:
+        print(
+            f"  engine time per message (question log, includes waiting for the embedder): "
+            f"p50 {percentile(engine_ms, 50):.1f} ms, p95 {percentile(engine_ms, 95):.1f} ms, "
+            f"total {sum(engine_ms) / 1000:.1f} s in {seconds:.1f} s"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m eval.bench_wechat", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", help="configuration file (default: $KB_CONFIG or ./kb.toml)")
+    parser.add_argument("--requests", type=int, default=3000, help="messages in the realistic stream (default 3000)")
+    parser.add_argument("--concurrency", type=int, default=32, help="messages under way at once (default 32)")
+    parser.add_argument("--rate", type=float, default=0.0, help="open loop: messages arriving per second instead")
+    parser.add_argument("--messages-per-user", type=int, default=1, help="messages each customer sends (default 1)")
+    parser.add_argument("--mode", choices=["plain", "safe"], default="plain")
+    parser.add_argument("--webhook-only", action="store_true", help="no engine: what the adapter itself sustains")
+    parser.add_argument(
+        "--max-concurrent-answers", type=int, default=16, help="[wechat] max_concurrent_answers of the server (default 16)"
+    )
+    parser.add_argument("--port", type=int, default=0, help="the server's port (default: a free one)")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--state", help=argparse.SUPPRESS)
+    parser.add_argument("--api", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    return serve(args) if args.serve else run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""``kb eval --calibrate``: thresholds chosen on fixtures whose right answer is known by hand, the
+replay of the router checked against the real one, and ``--write-config`` editing only
+``[thresholds]``."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from eval.calibrate import NEVER_CLARIFY, calibrate, decide, figures, nice_threshold, observe, split, sweep, write_thresholds
+from eval.dataset import Query, load_queries
+from eval.run import Outcome, ask_all, serving
+from kb.config import ThresholdConfig
+from retriever import Answer, RunnerUp
+from tests.conftest import ROOT
+from tests.test_compare import write_set
+
+
+def outcome(confidence: float, top: str | None, gold: str | None, runner_up: str = "other", gap: float = 0.1, money=False):
+    """A recorded answer: ``top`` first, ``runner_up`` ``gap`` below it."""
+    candidates = [] if top is None else [RunnerUp(top, top, 0.8), RunnerUp(runner_up, runner_up, 0.8 - gap)]
+    answer = Answer(question="q", language="zh", action="?", confidence=confidence, candidates=candidates)
+    answer.handoff_reason = "money" if money else None
+    return Outcome(Query("q", gold), answer)
+
+
+def twice(outcomes: list[Outcome]) -> list[Outcome]:
+    """Each outcome on two lines in a row: the calibration and held-out halves are then the same."""
+    return [o for o in outcomes for _ in range(2)]
+
+
+# Right answers at 0.95 ... 0.8, wrong ones at 0.6 and 0.2: at precision 1.0 the answer threshold
+# must lie in (0.6, 0.8], and 0.7 is the round number in the middle.
+SEPARABLE = [
+    outcome(0.95, "a", "a"),
+    outcome(0.9, "b", "b"),
+    outcome(0.85, "c", "c"),
+    outcome(0.8, "d", "d"),
+    outcome(0.6, "a", "b"),
+    outcome(0.2, "x", None),
+]
+
+
+def test_split_calibrates_on_the_even_lines_and_reports_on_the_odd_ones():
+    assert split([1, 2, 3, 4, 5]) == ([2, 4], [1, 3, 5])
+
+
+def test_sweep_gives_precision_and_coverage_at_every_threshold():
+    curve = sweep(observe(SEPARABLE, {}, 0.01), ask_near_ties=True)
+    assert curve.thresholds.tolist() == [0.95, 0.9, 0.85, 0.8, 0.6, 0.2]
+    assert curve.precision.tolist() == pytest.approx([1, 1, 1, 1, 4 / 5, 4 / 6])
+    assert curve.coverage.tolist() == pytest.approx([1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1])
+    # Joint accuracy: right answers, plus the out-of-scope question while it is not answered.
+    assert curve.accuracy.tolist() == pytest.approx([2 / 6, 3 / 6, 4 / 6, 5 / 6, 5 / 6, 4 / 6])
+
+
+def test_the_known_threshold_is_found_and_holds_on_the_held_out_half():
+    result = calibrate(twice(SEPARABLE), {}, ThresholdConfig(), target=1.0)
+    assert result.answer == 0.7 and result.ask_near_ties
+    assert result.held_out.answered_precision == 1.0 and result.held_out.coverage == pytest.approx(4 / 6)
+    # Joint accuracy: 4 right answers and the out-of-scope question handed off, of 6.
+    assert result.held_out.accuracy == pytest.approx(5 / 6)
+    assert result.most_accurate == (0.7, 0.25) and result.most_accurate_held_out.accuracy == pytest.approx(5 / 6)
+    # A lower target lets the wrong answer at 0.6 in (4 of 5 right): threshold in (0.2, 0.6].
+    lower = calibrate(twice(SEPARABLE), {}, ThresholdConfig(), target=0.8)
+    assert lower.answer == 0.4 and lower.held_out.coverage == pytest.approx(5 / 6)
+    point = next(p for p in lower.curve if p.threshold == 0.9)
+    assert (point.precision, point.coverage) == (1.0, pytest.approx(2 / 6))
+
+
+def test_near_ties_are_asked_about_down_to_where_the_options_stop_being_right():
+    ties = [
+        outcome(0.9, "a", "a"),
+        outcome(0.85, "b", "b"),
+        outcome(0.9, "x", "y", runner_up="y", gap=0.001),  # a wrong near tie: asked about, never answered
+        outcome(0.5, "c", "d", runner_up="d", gap=0.005),  # the right entry is second: a useful question
+        outcome(0.4, "e", "e", gap=0.002),
+        outcome(0.2, "f", None, gap=0.001),  # out of scope: a useless question
+        outcome(0.1, "g", "h"),
+    ]
+    result = calibrate(twice(ties), {}, ThresholdConfig(clarify_gap=0.01), target=0.95)
+    assert result.ask_near_ties and result.answer == 0.5  # (0.1, 0.85]: the middle, rounded
+    assert result.clarify == 0.4  # 0.9, 0.5 and 0.4 offer the right entry; 0.2 would not
+    assert result.held_out.answered_precision == 1.0 and result.held_out.clarified == pytest.approx(3 / 7)
+    assert result.held_out.clarify_helpful == 1.0
+    assert decide(observe(ties, {}, 0.01), result.answer, result.clarify) == [
+        "answer",
+        "answer",
+        "clarify",
+        "clarify",
+        "clarify",
+        "handoff",
+        "handoff",
+    ]
+
+
+def test_near_ties_that_are_right_are_answered_when_that_covers_more():
+    ties = [outcome(0.9, "a", "a", gap=0.001), outcome(0.8, "b", "b", gap=0.001), outcome(0.7, "c", "c"), outcome(0.2, "x", None)]
+    result = calibrate(twice(ties), {}, ThresholdConfig(), target=0.95)
+    assert not result.ask_near_ties and result.clarify == NEVER_CLARIFY
+    assert result.held_out.coverage == pytest.approx(3 / 4) and result.held_out.clarified == 0
+
+
+def test_money_questions_are_never_answered_whatever_the_thresholds():
+    money = [outcome(0.99, "a", "a", money=True), outcome(0.9, "b", "b"), outcome(0.1, "x", None)]
+    observations = observe(money, {}, 0.01)
+    assert decide(observations, 0.0, 0.0) == ["handoff", "answer", "answer"]
+    assert figures(observations, 0.5, 0.25).coverage == pytest.approx(1 / 3)
+
+
+def test_an_unreachable_target_leaves_the_thresholds_alone():
+    wrong = [outcome(0.9, "a", "b"), outcome(0.8, "c", "d"), outcome(0.7, "e", "e")]
+    result = calibrate(twice(wrong), {}, ThresholdConfig(), target=0.95)
+    assert not result.found and result.answer is None
+    assert result.best_precision == pytest.approx(1 / 3)
+    assert result.to_dict()["answer"] is None
+
+
+def test_nice_threshold_is_short_and_inside_the_range():
+    assert nice_threshold(0.6, 0.8) == 0.7
+    assert nice_threshold(0.72, 0.75) in (0.73, 0.74)
+    assert nice_threshold(0.7049, 0.7055) == 0.705
+    assert nice_threshold(0.2, 0.4, toward=0.4) == 0.4
+    assert nice_threshold(0.5, 0.69999999995) == 0.6  # never above the data point that must stay answered
+    assert 0.699999 < nice_threshold(0.699999, 0.69999999995) <= 0.69999999995
+
+
+def test_the_replay_matches_the_router_on_real_answers(small, tmp_path):
+    folder = write_set(tmp_path / "set")
+    with serving(small.config, folder) as retriever:
+        outcomes = ask_all(retriever, load_queries(folder))
+        thresholds = retriever.config.thresholds
+        observations = observe(outcomes, retriever.kb.records, thresholds.clarify_gap)
+    assert decide(observations, thresholds.answer, thresholds.clarify) == [o.answer.action for o in outcomes]
+
+
+KB_TOML = (ROOT / "kb.toml").read_text(encoding="utf-8")
+
+
+def changed_lines(before: str, after: str) -> list[tuple[str, str]]:
+    return [(a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b]
+
+
+def test_write_thresholds_changes_only_the_thresholds(tmp_path):
+    path = tmp_path / "kb.toml"
+    path.write_text(KB_TOML, encoding="utf-8")
+    write_thresholds(path, 0.705, 0.5)
+    after = path.read_text(encoding="utf-8")
+    changed = changed_lines(KB_TOML, after)
+    assert [b for _, b in changed] == [
+        "answer = 0.705        # answer at this confidence or above",
+        'clarify = 0.5      # ask "did you mean A or B?" when the top two are within clarify_gap...',
+    ]
+    data, original = tomllib.loads(after), tomllib.loads(KB_TOML)
+    assert data["thresholds"] == {**original["thresholds"], "answer": 0.705, "clarify": 0.5}
+    assert {k: v for k, v in data.items() if k != "thresholds"} == {k: v for k, v in original.items() if k != "thresholds"}
+
+
+def test_write_thresholds_adds_the_section_when_missing(tmp_path):
+    path = tmp_path / "local.toml"
+    path.write_text('content_dir = "content"\n[retrieval]\ntop_k = 100', encoding="utf-8")
+    write_thresholds(path, 0.6, 0.3)
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    assert data == {"content_dir": "content", "retrieval": {"top_k": 100}, "thresholds": {"answer": 0.6, "clarify": 0.3}}
+
+
+def test_kb_eval_calibrate_write_config(small, tmp_path, capsys):
+    folder = write_set(tmp_path / "set")
+    target = tmp_path / "product.toml"
+    target.write_text(KB_TOML, encoding="utf-8")
+    capsys.readouterr()
+    assert small.cli("eval", str(folder), "--calibrate", "--target-precision", "0.9", "--write-config", str(target)) == 0
+    captured = capsys.readouterr()
+    assert "Precision–coverage curve" in captured.out and "joint accuracy" in captured.out
+    assert f"to {target}" in captured.err
+    changed = changed_lines(KB_TOML, target.read_text(encoding="utf-8"))
+    assert {b.split("=")[0].strip() for _, b in changed} <= {"answer", "clarify"}
+    written = tomllib.loads(target.read_text(encoding="utf-8"))["thresholds"]
+    assert written["clarify"] <= written["answer"] or written["clarify"] == NEVER_CLARIFY
+    assert written["clarify_gap"] == 0.01
+
+
+def test_write_config_needs_calibrate(small, tmp_path, capsys):
+    assert small.cli("eval", str(write_set(tmp_path / "set")), "--write-config", str(tmp_path / "x.toml")) == 2
+    assert "--write-config needs --calibrate" in capsys.readouterr().err
