@@ -4,6 +4,8 @@ kb lint              check every content file, print path:line: message
 kb build             build the knowledge base from content/ (only changed texts are embedded)
 kb ask QUESTION      answer as a customer would see it (--json: the whole result)
 kb eval DIR          measure on a question set (kb.jsonl + queries.jsonl); --compare, --calibrate, --report
+kb report            for editors: top, unanswered and "not solved" questions, handoff reasons (Markdown + PNG)
+kb telegram          the Telegram bot: --polling (long polling), or set-webhook URL (for kb serve)
 """
 
 from __future__ import annotations
@@ -15,8 +17,13 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kb.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from eval.calibrate import Calibration
+    from eval.compare import Row
 
 
 def _progress(stream=sys.stderr):
@@ -117,6 +124,9 @@ def cmd_eval(config: Config, args: argparse.Namespace) -> int:
     if args.write_config and not args.calibrate:
         print("--write-config needs --calibrate (it writes the calibrated thresholds).", file=sys.stderr)
         return 2
+    if not 0 < args.target_precision <= 1:
+        print(f"--target-precision is a share between 0 and 1, not {args.target_precision}.", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     if not (Path(args.folder) / "kb.jsonl").exists():
         _ensure_built(config)  # questions for the configured knowledge base
@@ -169,7 +179,9 @@ def _plain(metrics: dict) -> dict:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
 
 
-def _print_eval(args: argparse.Namespace, metrics: dict, rows, calibration, seconds: float) -> None:
+def _print_eval(
+    args: argparse.Namespace, metrics: dict, rows: list[Row] | None, calibration: Calibration | None, seconds: float
+) -> None:
     from eval.compare import shortfalls
     from eval.report import calibration_text, compare_table
 
@@ -188,7 +200,7 @@ def _print_eval(args: argparse.Namespace, metrics: dict, rows, calibration, seco
         print("\n" + calibration_text(calibration))
 
 
-def _write_thresholds(calibration, path: Path) -> int:
+def _write_thresholds(calibration: Calibration, path: Path) -> int:
     from eval.calibrate import write_thresholds
 
     if not calibration.found:
@@ -229,6 +241,25 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(config: Config, args: argparse.Namespace) -> int:
+    from bots.report import NothingToReport, report_from_config
+
+    try:
+        report = report_from_config(config, args.since, Path(args.out) if args.out else None)
+    except NothingToReport as empty:
+        print(f"Nothing to report yet: {empty}. It fills up as customers talk to the bot (kb chat, kb serve).")
+        return 0
+    charts = ", ".join(p.name for p in report.charts) or "none"
+    print(f"Report on {report.questions} questions written to {report.markdown} (charts: {charts})")
+    return 0
+
+
+def cmd_telegram(config: Config, args: argparse.Namespace) -> int:
+    from bots.telegram.polling import telegram_command
+
+    return telegram_command(config, args, _engine)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kb", description="FAQ and knowledge-base bot for e-commerce customer service.")
     parser.add_argument("--config", help="configuration file (default: $KB_CONFIG or ./kb.toml)")
@@ -264,6 +295,16 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run=cmd_serve)
+    report = commands.add_parser("report", help="for editors: what customers asked, Markdown with PNG charts")
+    report.add_argument("--since", type=float, default=30, metavar="DAYS", help="the last DAYS days (default 30; 0: all)")
+    report.add_argument("--out", metavar="DIR", help="where to write report.md and the charts (default reports/<today>/)")
+    report.set_defaults(run=cmd_report)
+    telegram = commands.add_parser("telegram", help="the Telegram bot: --polling, or set-webhook URL")
+    telegram.add_argument("--polling", action="store_true", help="run the bot with long polling (no public URL needed)")
+    telegram_actions = telegram.add_subparsers(dest="telegram_command", metavar="ACTION")
+    set_webhook = telegram_actions.add_parser("set-webhook", help="tell Telegram to send updates to kb serve at URL")
+    set_webhook.add_argument("url", help="https://your.host (/telegram/webhook is added) or the full webhook URL")
+    telegram.set_defaults(run=cmd_telegram)
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)

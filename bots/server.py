@@ -28,6 +28,8 @@ from starlette.concurrency import run_in_threadpool
 from bots.engine import Engine, TicketError
 from bots.reply import Delivery, Reply
 from bots.settings import Settings, load_settings
+from bots.telegram import mount_telegram
+from bots.wechat import mount_wechat
 from kb.config import Config
 from retriever import render_answer
 
@@ -134,6 +136,8 @@ def create_app(
     agents = Depends(agent_token)
 
     # Channels mount their webhooks here (each does nothing unless its section is configured).
+    mount_wechat(app, config, engine)
+    mount_telegram(app, config, engine)
 
     @app.get("/api/agent/tickets", dependencies=[agents])
     def list_tickets(state: str = "open") -> list[dict[str, Any]]:
