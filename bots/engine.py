@@ -306,8 +306,7 @@ class Engine:
         opened = datetime.fromtimestamp(now, self.settings.zone)
         due = due_time(self.settings, sla, opened)
         candidates = [
-            {"entry_id": c.entry_id, "question": c.question, "score": c.score}
-            for c in (answer.candidates[:3] if answer else [])
+            {"entry_id": c.entry_id, "question": c.question, "score": c.score} for c in (answer.candidates[:3] if answer else [])
         ]
         ticket = Ticket(
             id=new_ticket_id(),
