@@ -7,10 +7,10 @@ customer-service messages) runs on another port, and the adapter's wechatpy clie
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +21,6 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
-import uvicorn
 import xmltodict
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
@@ -37,6 +36,7 @@ from bots.wechat.format import MAX_BYTES, render, shorten, split
 from bots.wechat.sessions import release_idle
 from bots.wechat.settings import WeChatSettings
 from tests.conftest import Clock
+from tests.live import live_server
 
 TOKEN = "kbtesttoken"
 APP_ID = "wx1234567890abcdef"
@@ -223,20 +223,6 @@ class Running:
         return WeChatServer(self.url, mode, token)
 
 
-def serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    end = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < end and thread.is_alive(), "the server did not start"
-        time.sleep(0.02)
-    return server, thread, f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-
 @pytest.fixture
 def start(sample_config, make_engine, monkeypatch) -> Iterator[Any]:
     """``start(engine=None, **wechat_settings)``: the application with ``[wechat]`` set, running."""
@@ -244,7 +230,7 @@ def start(sample_config, make_engine, monkeypatch) -> Iterator[Any]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KB_AGENT_TOKEN", AGENT_TOKEN)
     api = FakeWeChatApi()
-    running: list[tuple[uvicorn.Server, threading.Thread]] = []
+    running = contextlib.ExitStack()
 
     def start_app(engine: Any = None, **wechat: Any) -> Running:
         section = {
@@ -266,14 +252,11 @@ def start(sample_config, make_engine, monkeypatch) -> Iterator[Any]:
 
         engine.handle = counted
         app = create_app(config, engine)
-        server, thread, url = serve(app)
-        running.append((server, thread))
+        url = running.enter_context(live_server(app))
         return Running(url, app, engine, api, calls)
 
     yield start_app
-    for server, thread in running:
-        server.should_exit = True
-        thread.join(10)
+    running.close()
     api.close()
 
 
