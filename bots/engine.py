@@ -39,6 +39,7 @@ _GREETING = re.compile(r"^(你好|您好|哈喽|嗨|在吗|在不在|有人吗|h
 _THANKS = re.compile(
     r"^(谢谢|多谢|谢啦|感谢|好的|好|ok|okay|嗯|嗯嗯|知道了|明白了|thanks|thank you|thx|cheers|got it)[\s!.?~,]*$"
 )
+_LOCK_STRIPES = 256
 _SOLVED = {"1", "已解决", "解决了", "yes", "y", "solved"}
 _NOT_SOLVED = {"2", "未解决", "没解决", "没有解决", "no", "n", "not solved"}
 
@@ -81,8 +82,10 @@ class Engine:
         self.settings = settings
         self.clock = clock
         self._order_number = re.compile(order_number_pattern)
-        self._locks: dict[tuple[str, str], threading.RLock] = {}
-        self._locks_guard = threading.Lock()
+        # A fixed set of locks shared by hash: one customer's messages stay in order, and memory
+        # does not grow with the number of customers a long-running server has seen.
+        self._locks = [threading.RLock() for _ in range(_LOCK_STRIPES)]
+        self._triggers: tuple[str, HandoffTriggers] | None = None
 
     @classmethod
     def from_config(cls, config: Config, retriever: Retriever | None = None, settings: Settings | None = None) -> Engine:
@@ -98,15 +101,14 @@ class Engine:
     @property
     def triggers(self) -> HandoffTriggers:
         kb = self.retriever.kb
-        cached = getattr(self, "_triggers", None)
+        cached = self._triggers
         if cached is None or cached[0] != kb.build_id:
             cached = (kb.build_id, HandoffTriggers.from_build_rules(kb.rules))
             self._triggers = cached
         return cached[1]
 
     def _lock(self, channel: str, user_id: str) -> threading.RLock:
-        with self._locks_guard:
-            return self._locks.setdefault((channel, user_id), threading.RLock())
+        return self._locks[hash((channel, user_id)) % _LOCK_STRIPES]
 
     # customers
 
