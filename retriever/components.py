@@ -1,16 +1,20 @@
 """Haystack components of the retrieval pipeline. Each does one thing; :mod:`retriever.pipeline`
 wires them together.
 
-    QueryNormalizer ─┬─ QueryEmbedder(e5) ── FaissRetriever(e5) ─┐
-                     ├─ QueryEmbedder(...) ─ FaissRetriever(...) ┼─ ScoreFusion ── AnswerRouter
-                     └─ KeywordRetriever ────────────────────────┘
+    QueryNormalizer ─┬─ QueryEmbedders ─┬─ FaissRetriever(e5) ──┐
+                     │  (all at once)   └─ FaissRetriever(...) ─┼─ ScoreFusion ── AnswerRouter
+                     └─ KeywordRetriever ───────────────────────┘
 """
 
 import heapq
+import os
+import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -68,25 +72,69 @@ class QueryNormalizer:
 
 
 @component
-class QueryEmbedder:
-    """Embeds the normalised question with one embedder, for the languages it is configured for.
+class QueryEmbedders:
+    """Embeds the normalised question with every embedder configured for its language, at once.
 
-    The model is loaded on the first question in one of its languages (or by ``warm_up``), so a
-    Chinese question never waits for an English-only model.
+    The models release the GIL while they compute, so on a multi-core machine an English question
+    waits for its slowest model rather than for the sum of them. The models are split into one
+    lane per core, slowest first onto the least loaded lane (by each model's measured time), so
+    that no two of them fight for a core. Each model is loaded on the first question in one of its
+    languages (or by ``warm_up``): a Chinese question never waits for an English-only model. One
+    output per embedder, ``None`` when it does not take part.
     """
 
-    def __init__(self, load: Callable[[], Embedder], languages: list[str]) -> None:
-        self._load = load
-        self.languages = set(languages)
+    def __init__(self, embedders: dict[str, tuple[Callable[[], Embedder], list[str]]], lanes: int | None = None) -> None:
+        self._embedders = {name: (load, frozenset(languages)) for name, (load, languages) in embedders.items()}
+        self._lanes = lanes or _cores()
+        self._seconds = dict.fromkeys(embedders, 0.0)
+        """Each model's recent time per question (a moving average), to plan the lanes."""
+        component.set_output_types(self, **{name: np.ndarray | None for name in embedders})
 
     def warm_up(self) -> None:
-        self._load()
+        for load, _ in self._embedders.values():
+            load()
 
-    @component.output_types(embedding=np.ndarray | None)
     def run(self, text: str, language: str) -> dict[str, Any]:
-        if language not in self.languages or not text:
-            return {"embedding": None}
-        return {"embedding": self._load().embed([text])[0]}
+        outputs: dict[str, Any] = dict.fromkeys(self._embedders)
+        wanted = [name for name, (_, languages) in self._embedders.items() if text and language in languages]
+        lanes = self._plan(wanted)
+        pending = [_pool().submit(self._embed, lane, text) for lane in lanes[1:]]
+        if lanes:
+            outputs.update(self._embed(lanes[0], text))
+        for future in pending:
+            outputs.update(future.result())
+        return outputs
+
+    def _plan(self, names: list[str]) -> list[list[str]]:
+        """Longest first onto the least loaded lane."""
+        lanes: list[list[str]] = [[] for _ in range(min(self._lanes, len(names)))]
+        loads = [0.0] * len(lanes)
+        for name in sorted(names, key=lambda n: -self._seconds[n]):
+            lane = loads.index(min(loads))
+            lanes[lane].append(name)
+            loads[lane] += self._seconds[name]
+        return lanes
+
+    def _embed(self, names: list[str], text: str) -> dict[str, np.ndarray]:
+        vectors = {}
+        for name in names:
+            started = time.perf_counter()
+            vectors[name] = self._embedders[name][0]().embed([text])[0]
+            self._seconds[name] = 0.9 * self._seconds[name] + 0.1 * (time.perf_counter() - started)
+        return vectors
+
+
+def _cores() -> int:
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    """Threads for the question embeddings of the whole process (shared by every pipeline)."""
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="query-embed")
 
 
 @component

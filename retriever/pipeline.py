@@ -20,7 +20,7 @@ from retriever.components import (
     AnswerRouter,
     FaissRetriever,
     KeywordRetriever,
-    QueryEmbedder,
+    QueryEmbedders,
     QueryNormalizer,
     ScoreFusion,
 )
@@ -43,6 +43,7 @@ def build_pipeline(config: Config, kb: KnowledgeBase, today: date | None = None)
     pipeline.add_component(
         "router", AnswerRouter(kb.records, MoneyGate.from_rules(kb.rules), config.confidence, config.thresholds)
     )
+    embedders = {}
     for settings in config.embedders:
         wanted = model_id(settings)
         if built.get(settings.name) != wanted:
@@ -50,8 +51,12 @@ def build_pipeline(config: Config, kb: KnowledgeBase, today: date | None = None)
                 f"the knowledge base was built with {built.get(settings.name) or 'no'} embedder '{settings.name}', "
                 f"the configuration asks for {wanted}: run 'kb build'"
             )
-        embed, search = f"embed_{settings.name}", f"faiss_{settings.name}"
-        pipeline.add_component(embed, QueryEmbedder(partial(load_embedder, settings), settings.languages))
+        embedders[settings.name] = (partial(load_embedder, settings), settings.languages)
+    pipeline.add_component("embed", QueryEmbedders(embedders))
+    pipeline.connect("normalize.text", "embed.text")
+    pipeline.connect("normalize.language", "embed.language")
+    for settings in config.embedders:
+        search = f"faiss_{settings.name}"
         pipeline.add_component(
             search,
             FaissRetriever(
@@ -65,9 +70,7 @@ def build_pipeline(config: Config, kb: KnowledgeBase, today: date | None = None)
                 settings.languages,
             ),
         )
-        pipeline.connect("normalize.text", f"{embed}.text")
-        pipeline.connect("normalize.language", f"{embed}.language")
-        pipeline.connect(f"{embed}.embedding", f"{search}.embedding")
+        pipeline.connect(f"embed.{settings.name}", f"{search}.embedding")
         pipeline.connect(f"{search}.hits", "fusion.hits")
     pipeline.connect("normalize.text", "keyword.text")
     pipeline.connect("keyword.hits", "fusion.hits")

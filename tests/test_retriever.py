@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from datetime import date
 
+import numpy as np
 import pytest
 
 from ingest import build
@@ -135,3 +136,29 @@ def test_long_binary_and_empty_questions_get_a_polite_result(sample):
     long = sample.ask("请问东西坏了能退吗" * 200)
     assert long.truncated and long.entry_id == "return-quality-problem"
     assert "较长" in render_answer(long)
+
+
+def test_question_is_embedded_by_every_model_of_its_language_at_once(sample, sample_config):
+    from kb.embedders import load_embedder
+    from retriever.components import QueryEmbedders
+
+    models = {e.name: (lambda e=e: load_embedder(e), e.languages) for e in sample_config.embedders}
+    embed = QueryEmbedders(models, lanes=2)
+    english = embed.run(normalize("where is my parcel"), "en")
+    chinese = embed.run(normalize("我的快递到哪了"), "zh")
+    for name, (load, languages) in models.items():
+        assert (english[name] is not None) == ("en" in languages)
+        assert (chinese[name] is not None) == ("zh" in languages)
+        if english[name] is not None:  # the same vector as the model gives alone
+            assert np.allclose(english[name], load().embed([normalize("where is my parcel")])[0], atol=1e-6)
+    assert all(v is None for v in embed.run("", "zh").values())
+
+
+def test_models_are_split_into_lanes_slowest_first():
+    from retriever.components import QueryEmbedders
+
+    embed = QueryEmbedders({name: (None, ["en"]) for name in ("a", "b", "c", "d")}, lanes=2)
+    embed._seconds.update(a=0.015, b=0.005, c=0.003, d=0.001)
+    assert embed._plan(["a", "b", "c", "d"]) == [["a"], ["b", "c", "d"]]
+    assert embed._plan(["b", "c"]) == [["b"], ["c"]]
+    assert QueryEmbedders({"a": (None, ["en"])}, lanes=4)._plan(["a"]) == [["a"]]
