@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +13,12 @@ import numpy as np
 from ingest.content import Content, load_content
 from ingest.phrases import phrases_for
 from ingest.problems import Problem
+from ingest.reuse import PreviousBuild
 from kb.cache import EmbeddingCache
 from kb.config import Config
 from kb.embedders import load_embedder, model_id
 from kb.model import Phrase, Record
-from kb.store import serving_phrases, write_build
+from kb.store import KnowledgeBase, rows_of, without_gc, write_build
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(embedder_name, done, total)`` while new texts are embedded."""
@@ -46,10 +47,22 @@ def build_records(
     rules: dict,
     content_hashes: dict[str, str] | None = None,
     progress: Progress | None = None,
+    previous: PreviousBuild | None = None,
+    reused: set[str] | frozenset[str] = frozenset(),
+    warnings: list[Problem] | None = None,
+    file_stats: dict[str, tuple[int, int]] | None = None,
 ) -> tuple[Path, list[Phrase], dict[str, int]]:
-    """Embed and write a build from records already in hand (the content folder, or an eval set)."""
-    known = {p.text: p.tokens for p in serving_phrases(config.index_dir)}
-    phrases = [p for record in records for p in phrases_for(record, known)]
+    """Embed and write a build from records already in hand (the content folder, or an eval set).
+
+    ``previous`` (the serving build) spares work: the phrases of records read from the files in
+    ``reused`` (unchanged since), and the vectors of every text it already holds.
+    """
+    previous = previous or PreviousBuild()
+    known = {p.text: p.tokens for phrases in previous.phrases.values() for p in phrases}
+    phrases = []
+    for record in records:
+        kept = previous.phrases_of(record) if record.source in reused else None
+        phrases.extend(kept if kept is not None else phrases_for(record, known))
     if not phrases:
         raise BuildFailed("nothing to build: no entry could be read")
     texts = [p.text for p in phrases]
@@ -59,19 +72,23 @@ def build_records(
         for settings in config.embedders:
             name, model = settings.name, model_id(settings)
             report = (lambda done, total, name=name: progress(name, done, total)) if progress else None
-            # An embedder embeds the phrases of its languages only; the others get zero rows,
-            # which the retriever skips.
-            mine = [i for i, p in enumerate(phrases) if p.lang in settings.languages]
-            rows, embedded[name] = cache.embed(model, [texts[i] for i in mine], lambda s=settings: load_embedder(s), report)
-            matrix = np.zeros((len(phrases), rows.shape[1]), dtype=np.float32)
-            matrix[mine] = rows
-            vectors[name] = matrix
+            # An embedder embeds the phrases of its languages only: its index has a row for each.
+            mine = rows_of(phrases, settings.languages)
+            rows, todo = previous.known_vectors(name, model, [texts[i] for i in mine])
+            if todo or not rows.shape[1]:
+                load = partial(load_embedder, settings)
+                new, embedded[name] = cache.embed(model, [texts[mine[i]] for i in todo], load, report)
+                rows = rows if rows.shape[1] else np.zeros((len(mine), new.shape[1]), np.float32)
+                rows[todo] = new
+            else:
+                embedded[name] = 0
+            vectors[name] = rows
             described.append(
                 {
                     "name": name,
                     "kind": settings.kind,
                     "model": model,
-                    "dim": int(matrix.shape[1]),
+                    "dim": int(rows.shape[1]),
                     "languages": list(settings.languages),
                 }
             )
@@ -80,6 +97,8 @@ def build_records(
     manifest = {
         "embedders": described,
         "content_hashes": content_hashes or {},
+        "file_stats": file_stats or {},
+        "warnings": [[w.path, w.line, w.message] for w in warnings or () if w.severity == "warning"],
         "counts": {"records": len(records), "phrases": len(phrases)},
     }
     path = write_build(config.index_dir, records, phrases, vectors, manifest, rules)
@@ -88,15 +107,24 @@ def build_records(
 
 def build(config: Config, progress: Progress | None = None, content: Content | None = None) -> BuildReport:
     """Build the knowledge base from ``config.content_dir``. Files with errors are skipped and
-    reported; when nothing at all can be read, :class:`BuildFailed` and the old build stays."""
+    reported; when nothing at all can be read, :class:`BuildFailed` and the old build stays.
+
+    What did not change since the serving build is taken from it (:mod:`ingest.reuse`)."""
+    with without_gc():
+        return _build(config, progress, content)
+
+
+def _build(config: Config, progress: Progress | None, content: Content | None) -> BuildReport:
     started = time.perf_counter()
-    content = content or load_content(config.content_dir)
+    previous = PreviousBuild.of(_serving(config))
+    content = content or load_content(config.content_dir, previous=previous)
     if not content.records:
         details = "; ".join(str(p) for p in content.errors[:3])
         raise BuildFailed(f"nothing to build: no entry could be read{': ' + details if details else ''}")
-    hashes = {path: hashlib.sha256(text.encode()).hexdigest() for path, text in content.files.items()}
     rules = {"money": content.money_rules, "handoff": content.handoff_rules}
-    path, phrases, embedded = build_records(config, content.records, rules, hashes, progress)
+    path, phrases, embedded = build_records(
+        config, content.records, rules, content.hashes, progress, previous, content.reused, content.problems, content.stats
+    )
     return BuildReport(
         path=path,
         entries=len({r.id for r in content.faq}),
@@ -107,3 +135,11 @@ def build(config: Config, progress: Progress | None = None, content: Content | N
         skipped=content.skipped,
         seconds=time.perf_counter() - started,
     )
+
+
+def _serving(config: Config) -> KnowledgeBase | None:
+    """The serving build, or None when there is none or it cannot be read (another format, say)."""
+    try:
+        return KnowledgeBase.load(config.index_dir)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError):
+        return None

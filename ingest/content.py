@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingest.faq import parse_faq
 from ingest.markdown import read_document
@@ -11,6 +13,9 @@ from ingest.policy import parse_policy
 from ingest.problems import ContentError, Problem
 from ingest.rules import load_deflection_phrases, load_handoff_rules, load_money_rules
 from kb.model import FaqEntry, PolicyChunk, Record
+
+if TYPE_CHECKING:
+    from ingest.reuse import PreviousBuild
 
 LANGS = ("zh", "en")
 
@@ -23,7 +28,14 @@ class Content:
     deflection: list[str] = field(default_factory=list)
     handoff_rules: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
-    """Display path → text of every Markdown file read (for hashes and line look-ups)."""
+    """Display path → text of every Markdown file read (for line look-ups; a build does not read
+    the files it takes unchanged from the previous build)."""
+    hashes: dict[str, str] = field(default_factory=dict)
+    """Display path → SHA-256 of the file's text."""
+    stats: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Display path → size and modification time (ns) of the file."""
+    reused: set[str] = field(default_factory=set)
+    """Files whose records were taken from the previous build, unchanged (not parsed again)."""
     skipped: list[str] = field(default_factory=list)
     """Files left out because of an error."""
 
@@ -51,8 +63,12 @@ def _folder_lang(path: Path) -> str | None:
     return path.parent.name if path.parent.name in LANGS else None
 
 
-def load_content(content_dir: Path, display_root: Path | None = None) -> Content:
-    """Parse every file under ``content_dir``. A file with an error is reported and skipped."""
+def load_content(content_dir: Path, display_root: Path | None = None, previous: PreviousBuild | None = None) -> Content:
+    """Parse every file under ``content_dir``. A file with an error is reported and skipped.
+
+    With ``previous`` (the serving build), a file whose text did not change is not parsed again:
+    its records and warnings are the ones built last time.
+    """
     content_dir = Path(content_dir)
     root = display_root or Path.cwd()
     content = Content()
@@ -72,13 +88,28 @@ def load_content(content_dir: Path, display_root: Path | None = None) -> Content
     for kind, folder in (("faq", content_dir / "faq"), ("policy", content_dir / "policies")):
         for path in sorted(folder.rglob("*.md")):
             display = _display(path, root)
-            try:
-                text = path.read_text(encoding="utf-8")
-            except UnicodeDecodeError as error:
-                content.problems.append(Problem(display, 1, f"not UTF-8 text ({error.reason})"))
-                content.skipped.append(display)
+            stat = path.stat()
+            content.stats[display] = (stat.st_size, stat.st_mtime_ns)
+            # A file with the size and modification time it had at the last build is not read
+            # again (as git does); any other is read, hashed and compared.
+            known = previous.untouched(display, content.stats[display]) if previous else None
+            if known is None:
+                try:
+                    text = path.read_text(encoding="utf-8")
+                except UnicodeDecodeError as error:
+                    content.problems.append(Problem(display, 1, f"not UTF-8 text ({error.reason})"))
+                    content.skipped.append(display)
+                    continue
+                content.files[display] = text
+                content.hashes[display] = hashlib.sha256(text.encode()).hexdigest()
+                known = previous.unchanged(display, content.hashes[display]) if previous else None
+            else:
+                content.hashes[display] = previous.hashes[display]
+            if known is not None:
+                content.records.extend(known[0])
+                content.problems.extend(known[1])
+                content.reused.add(display)
                 continue
-            content.files[display] = text
             try:
                 doc = read_document(display, text)
                 if kind == "faq":

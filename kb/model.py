@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
@@ -80,7 +80,10 @@ class Phrase:
 
 
 def record_to_dict(record: Record) -> dict[str, Any]:
-    data = asdict(record)
+    # A shallow copy: ``dataclasses.asdict`` deep-copies every field, seconds on a large build.
+    data = dict(vars(record))
+    if isinstance(record, FaqEntry):
+        data["steps"] = dict(vars(record.steps))
     for key in ("valid_from", "valid_until"):
         if data.get(key) is not None:
             data[key] = data[key].isoformat()

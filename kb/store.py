@@ -6,8 +6,9 @@
       current -> builds/20261122T110000.123456
       builds/<stamp>/manifest.json    model names and versions, content hashes, build time
       builds/<stamp>/records.json     FAQ entries (every language version) and policy chunks
-      builds/<stamp>/phrases.json     the searched texts, each pointing at its entry
-      builds/<stamp>/dense-<name>.faiss  one FAISS inner-product index per embedder
+      builds/<stamp>/phrases.json     the searched texts, each pointing at its entry (by column)
+      builds/<stamp>/dense-<name>.faiss  one FAISS inner-product index per embedder, a row for
+                                      each phrase in the embedder's languages, in phrase order
       cache.sqlite                    embeddings by text hash, kept across builds
 
 A build is written beside the serving one and swapped in with one ``rename``: a reader sees the
@@ -16,11 +17,14 @@ old knowledge base or the new one, never half of each, and a failed build change
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
-from collections import defaultdict
-from dataclasses import asdict, dataclass
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,8 +34,22 @@ import numpy as np
 
 from kb.model import Phrase, Record, record_from_dict, record_to_dict
 
-FORMAT = 1
+FORMAT = 2
 KEEP_BUILDS = 3
+
+
+@contextmanager
+def without_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a build is read or made: hundreds of thousands
+    of small objects (phrases, their tokens) live until the end, and the collector would walk them
+    again and again for nothing (measured: a 10,000-entry rebuild varied from 2.6 to 4.5 s)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class KnowledgeBaseMissing(FileNotFoundError):
@@ -53,6 +71,8 @@ class KnowledgeBase:
     phrases: list[Phrase]
     dense: dict[str, faiss.Index]
     rules: dict[str, Any]
+    rows: dict[str, list[int]] = field(default_factory=dict)
+    """Embedder name → the phrase (its position in ``phrases``) of each row of its index."""
 
     @property
     def build_id(self) -> str:
@@ -60,6 +80,11 @@ class KnowledgeBase:
 
     @classmethod
     def load(cls, index_dir: Path | str) -> KnowledgeBase:
+        with without_gc():
+            return cls._load(index_dir)
+
+    @classmethod
+    def _load(cls, index_dir: Path | str) -> KnowledgeBase:
         link = _current(Path(index_dir))
         if not link.exists():
             raise KnowledgeBaseMissing(f"no knowledge base at {index_dir}: run 'kb build' first")
@@ -71,19 +96,17 @@ class KnowledgeBase:
         for data in json.loads((path / "records.json").read_text(encoding="utf-8")):
             record = record_from_dict(data)
             records[record.id].append(record)
-        phrases = [Phrase(**p) for p in json.loads((path / "phrases.json").read_text(encoding="utf-8"))]
+        columns = json.loads((path / "phrases.json").read_text(encoding="utf-8"))
+        phrases = list(map(Phrase, columns["entry_id"], columns["lang"], columns["text"], columns["tokens"]))
         dense = {e["name"]: faiss.read_index(str(path / f"dense-{e['name']}.faiss")) for e in manifest["embedders"]}
         rules = json.loads((path / "rules.json").read_text(encoding="utf-8"))
-        return cls(path, manifest, dict(records), phrases, dense, rules)
+        rows = {e["name"]: rows_of(phrases, e["languages"]) for e in manifest["embedders"]}
+        return cls(path, manifest, dict(records), phrases, dense, rules, rows)
 
 
-def serving_phrases(index_dir: Path | str) -> list[Phrase]:
-    """The phrases of the serving build (none when there is none or it cannot be read)."""
-    try:
-        path = _current(Path(index_dir)).resolve(strict=True) / "phrases.json"
-        return [Phrase(**p) for p in json.loads(path.read_text(encoding="utf-8"))]
-    except (OSError, ValueError, TypeError):
-        return []
+def rows_of(phrases: list[Phrase], languages: list[str]) -> list[int]:
+    """The phrases an embedder of ``languages`` embeds, in order: the rows of its index."""
+    return [i for i, p in enumerate(phrases) if p.lang in languages]
 
 
 def current_build(index_dir: Path | str) -> str | None:
@@ -109,14 +132,18 @@ def write_build(
     staging.mkdir()
     try:
         manifest = {**manifest, "format": FORMAT, "built_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        languages = {e["name"]: e["languages"] for e in manifest["embedders"]}
+        per_language = Counter(p.lang for p in phrases)
         for name, rows in vectors.items():
-            if len(rows) != len(phrases):
-                raise ValueError(f"embedder {name}: {len(rows)} vectors for {len(phrases)} phrases")
+            if len(rows) != sum(per_language[lang] for lang in languages[name]):
+                raise ValueError(f"embedder {name}: {len(rows)} vectors for the phrases of {', '.join(languages[name])}")
             index = faiss.IndexFlatIP(rows.shape[1])
             index.add(np.ascontiguousarray(rows, dtype=np.float32))
             faiss.write_index(index, str(staging / f"dense-{name}.faiss"))
         _write_json(staging / "records.json", [record_to_dict(r) for r in records])
-        _write_json(staging / "phrases.json", [asdict(p) for p in phrases])
+        # By column: a hundred thousand phrases load and save several times faster than as objects.
+        columns = {key: [getattr(p, key) for p in phrases] for key in ("entry_id", "lang", "text", "tokens")}
+        _write_json(staging / "phrases.json", columns)
         _write_json(staging / "rules.json", rules)
         _write_json(staging / "manifest.json", manifest)
         final = builds / stamp

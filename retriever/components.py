@@ -145,17 +145,18 @@ class FaissRetriever:
         self,
         index: Any,
         phrases: list[Phrase],
+        rows: list[int],
         name: str,
         weight: float,
         top_k: int,
         second_best_share: float,
         centroid_share: float,
-        languages: list[str],
     ) -> None:
         self.index = index
-        # Phrases outside the embedder's languages were not embedded by it (zero vectors): skip them.
-        self.entry_of = [p.entry_id if p.lang in languages else None for p in phrases]
-        self.covers = frozenset(e for e in self.entry_of if e is not None)
+        self.phrase_of = rows
+        """Row of the index → position of its phrase."""
+        self.entry_of = [phrases[i].entry_id for i in rows]
+        self.covers = frozenset(self.entry_of)
         self.name = name
         self.weight = weight
         self.top_k = top_k
@@ -173,12 +174,12 @@ class FaissRetriever:
         best: dict[str, float] = {}
         second: dict[str, float] = {}
         best_phrase: dict[str, int] = {}
-        for score, position in zip(scores[0].tolist(), positions[0].tolist(), strict=False):
-            entry = self.entry_of[position] if position >= 0 else None
-            if entry is None:
+        for score, row in zip(scores[0].tolist(), positions[0].tolist(), strict=False):
+            if row < 0:
                 continue
+            entry = self.entry_of[row]
             if entry not in best:
-                best[entry], best_phrase[entry] = score, position
+                best[entry], best_phrase[entry] = score, self.phrase_of[row]
             elif entry not in second:
                 second[entry] = score
         floor = float(scores[0][-1]) if k else 0.0
@@ -196,15 +197,14 @@ class FaissRetriever:
 
 
 def _centroids(index: Any, entry_of: list[str]) -> tuple[list[str], np.ndarray]:
-    """The unit mean vector of each entry's phrases (those the embedder covers)."""
-    entries = list(dict.fromkeys(e for e in entry_of if e is not None))
+    """The unit mean vector of each entry's phrases."""
+    entries = list(dict.fromkeys(entry_of))
     if index.ntotal == 0 or not entries:
         return entries, np.zeros((0, index.d), dtype=np.float32)
     vectors = index.reconstruct_n(0, index.ntotal)
     rows = {e: i for i, e in enumerate(entries)}
-    kept = [i for i, e in enumerate(entry_of) if e is not None]
     sums = np.zeros((len(entries), vectors.shape[1]), dtype=np.float32)
-    np.add.at(sums, [rows[entry_of[i]] for i in kept], vectors[kept])
+    np.add.at(sums, [rows[e] for e in entry_of], vectors)
     return entries, sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
 
 

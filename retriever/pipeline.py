@@ -62,12 +62,12 @@ def build_pipeline(config: Config, kb: KnowledgeBase, today: date | None = None)
             FaissRetriever(
                 kb.dense[settings.name],
                 kb.phrases,
+                kb.rows[settings.name],
                 settings.name,
                 settings.weight,
                 retrieval.top_k,
                 retrieval.second_best_share,
                 retrieval.centroid_share,
-                settings.languages,
             ),
         )
         pipeline.connect(f"embed.{settings.name}", f"{search}.embedding")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 import kb.store
 from ingest import BuildFailed, build
+from kb.config import EmbedderConfig
 from kb.store import KnowledgeBase, current_build
 from retriever import Retriever
 
@@ -23,7 +25,8 @@ def test_sample_content_builds_with_every_part(sample_config):
     assert [e["name"] for e in manifest["embedders"]] == ["e5", "minilm", "use"]
     assert all(e["model"] for e in manifest["embedders"])
     assert manifest["built_at"] and len(manifest["content_hashes"]) >= 108
-    assert kb.dense["e5"].ntotal == len(kb.phrases)
+    assert kb.dense["e5"].ntotal == len(kb.phrases)  # e5 embeds both languages
+    assert kb.dense["minilm"].ntotal == sum(p.lang == "en" for p in kb.phrases) == len(kb.rows["minilm"])
     # Every policy chunk keeps its heading path, starting with the policy's title.
     chunk = next(r for versions in kb.records.values() for r in versions if r.kind == "policy" and len(r.heading_path) > 2)
     assert chunk.heading_path[0] == chunk.title
@@ -91,3 +94,44 @@ def test_retriever_reloads_a_new_build(small):
     build(small.config)
     assert retriever.reload_if_changed()
     assert retriever.ask("积分能抵现吗").entry_id == "points"
+
+
+def test_rebuild_reads_only_the_changed_file_and_gives_the_same_build(small, tmp_path):
+    from ingest import load_content
+
+    small.add_faq("invoice", "怎么开发票", ["发票在哪里申请", "电子发票"])
+    small.add_faq("shipping-fee", "运费多少", ["邮费怎么算"], extra="colour: blue\n")  # a warning
+    small.add_faq("points", "积分怎么用", ["积分可以抵钱吗"])
+    build(small.config)
+    small.add_faq("points", "积分怎么用", ["积分可以抵钱吗", "积分什么时候过期"])
+
+    # Vectors of unchanged texts come from the serving build: an empty cache embeds one text.
+    small.config.cache_path = tmp_path / "empty-cache.sqlite"
+    rebuilt = build(small.config)
+    assert rebuilt.embedded == {"e5": 1}
+    assert any("colour" in p.message and p.path.endswith("shipping-fee.md") for p in rebuilt.problems)
+
+    from ingest.build import PreviousBuild, _serving
+
+    again = load_content(small.content, previous=PreviousBuild.of(_serving(small.config)))
+    assert len(again.reused) == 3 and [p for p in again.problems if "colour" in p.message]
+
+    incremental = KnowledgeBase.load(small.config.index_dir)
+    fresh = small.config.__class__(**{**small.config.__dict__, "index_dir": tmp_path / "fresh"})
+    build(fresh)
+    scratch = KnowledgeBase.load(fresh.index_dir)
+    assert [(p.entry_id, p.text, p.tokens) for p in incremental.phrases] == [
+        (p.entry_id, p.text, p.tokens) for p in scratch.phrases
+    ]
+    assert incremental.records == scratch.records
+    rows = incremental.dense["e5"].reconstruct_n(0, len(incremental.phrases))
+    assert np.array_equal(rows, scratch.dense["e5"].reconstruct_n(0, len(scratch.phrases)))
+
+
+def test_a_new_model_under_the_same_name_embeds_everything_again(small, tmp_path):
+    small.add_faq("invoice", "怎么开发票", ["发票在哪里申请"])
+    build(small.config)
+    small.config.embedders = [EmbedderConfig(name="e5", kind="use", languages=["zh", "en"])]
+    small.config.cache_path = tmp_path / "empty-cache.sqlite"
+    assert build(small.config).embedded == {"e5": 2}
+    assert KnowledgeBase.load(small.config.index_dir).dense["e5"].d == 512
