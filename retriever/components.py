@@ -1,9 +1,11 @@
 """Haystack components of the retrieval pipeline. Each does one thing; :mod:`retriever.pipeline`
 wires them together.
 
-    QueryNormalizer ─┬─ QueryEmbedders ─┬─ FaissRetriever(e5) ──┐
-                     │  (all at once)   └─ FaissRetriever(...) ─┼─ ScoreFusion ── AnswerRouter
-                     └─ KeywordRetriever ───────────────────────┘
+    QueryNormalizer ─┬─ DenseRetrievers ───┬─ ScoreFusion ── AnswerRouter
+                     │  (per embedder, at  │
+                     │  once: embed, then  │
+                     │  FaissRetriever)    │
+                     └─ KeywordRetriever ──┘
 """
 
 import heapq
@@ -71,36 +73,47 @@ class QueryNormalizer:
         return {"text": normalize(query[: self.max_chars]), "language": detect_language(query), "truncated": truncated}
 
 
-@component
-class QueryEmbedders:
-    """Embeds the normalised question with every embedder configured for its language, at once.
+@dataclass(frozen=True)
+class DenseBranch:
+    """One embedder's part of a question: its model, the languages it serves, its index."""
 
-    The models release the GIL while they compute, so on a multi-core machine an English question
-    waits for its slowest model rather than for the sum of them. The models are split into one
-    lane per core, slowest first onto the least loaded lane (by each model's measured time), so
-    that no two of them fight for a core. Each model is loaded on the first question in one of its
-    languages (or by ``warm_up``): a Chinese question never waits for an English-only model. One
-    output per embedder, ``None`` when it does not take part.
+    load: Callable[[], Embedder]
+    """The model, loaded on first use."""
+    languages: frozenset[str]
+    search: "FaissRetriever"
+
+
+@component
+class DenseRetrievers:
+    """For every embedder of the question's language: embed the question and search that
+    embedder's index (:class:`FaissRetriever`). All at once.
+
+    The models and FAISS release the GIL while they compute, so on a multi-core machine a
+    question waits for its slowest embedder rather than for the sum of them. The branches are
+    split into one lane per core, slowest first onto the least loaded lane (by each branch's
+    measured time), so that no two of them fight for a core. A model is loaded on the first
+    question in one of its languages (or by ``warm_up``): a Chinese question never waits for an
+    English-only model. One output per embedder: its hits, empty when it does not take part.
     """
 
-    def __init__(self, embedders: dict[str, tuple[Callable[[], Embedder], list[str]]], lanes: int | None = None) -> None:
-        self._embedders = {name: (load, frozenset(languages)) for name, (load, languages) in embedders.items()}
+    def __init__(self, branches: dict[str, DenseBranch], lanes: int | None = None) -> None:
+        self._branches = branches
         self._lanes = lanes or _cores()
-        self._seconds = dict.fromkeys(embedders, 0.0)
-        """Each model's recent time per question (a moving average), to plan the lanes."""
-        component.set_output_types(self, **{name: np.ndarray | None for name in embedders})
+        self._seconds = dict.fromkeys(branches, 0.0)
+        """Each branch's recent time per question (a moving average), to plan the lanes."""
+        component.set_output_types(self, **dict.fromkeys(branches, EntryHits))
 
     def warm_up(self) -> None:
-        for load, _ in self._embedders.values():
-            load()
+        for branch in self._branches.values():
+            branch.load()
 
     def run(self, text: str, language: str) -> dict[str, Any]:
-        outputs: dict[str, Any] = dict.fromkeys(self._embedders)
-        wanted = [name for name, (_, languages) in self._embedders.items() if text and language in languages]
+        outputs = {name: branch.search.run(None)["hits"] for name, branch in self._branches.items()}
+        wanted = [name for name, branch in self._branches.items() if text and language in branch.languages]
         lanes = self._plan(wanted)
-        pending = [_pool().submit(self._embed, lane, text) for lane in lanes[1:]]
+        pending = [_pool().submit(self._retrieve, lane, text) for lane in lanes[1:]]
         if lanes:
-            outputs.update(self._embed(lanes[0], text))
+            outputs.update(self._retrieve(lanes[0], text))
         for future in pending:
             outputs.update(future.result())
         return outputs
@@ -115,13 +128,14 @@ class QueryEmbedders:
             loads[lane] += self._seconds[name]
         return lanes
 
-    def _embed(self, names: list[str], text: str) -> dict[str, np.ndarray]:
-        vectors = {}
+    def _retrieve(self, names: list[str], text: str) -> dict[str, EntryHits]:
+        hits = {}
         for name in names:
             started = time.perf_counter()
-            vectors[name] = self._embedders[name][0]().embed([text])[0]
+            branch = self._branches[name]
+            hits[name] = branch.search.run(branch.load().embed([text])[0])["hits"]
             self._seconds[name] = 0.9 * self._seconds[name] + 0.1 * (time.perf_counter() - started)
-        return vectors
+        return hits
 
 
 def _cores() -> int:
@@ -133,7 +147,7 @@ def _cores() -> int:
 
 @cache
 def _pool() -> ThreadPoolExecutor:
-    """Threads for the question embeddings of the whole process (shared by every pipeline)."""
+    """Threads for the dense retrieval of the whole process (shared by every pipeline)."""
     return ThreadPoolExecutor(max_workers=8, thread_name_prefix="query-embed")
 
 

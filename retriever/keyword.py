@@ -48,8 +48,9 @@ class KeywordIndex:
     def _saturate(self, count: np.ndarray | float, length: np.ndarray | float) -> np.ndarray | float:
         return count * (K1 + 1) / (count + K1 * (1 - B + B * length / self._average))
 
-    def search(self, tokens: list[str]) -> dict[str, float]:
-        """Entry id → best normalised BM25 score of its phrases, for entries sharing a token."""
+    def search(self, tokens: list[str], limit: int = 200) -> dict[str, float]:
+        """Entry id → best normalised BM25 score of its phrases, for the ``limit`` best of the
+        entries sharing a token (on a large knowledge base, a common word is shared by thousands)."""
         known = [self._vocabulary[t] for t in tokens if t in self._vocabulary]
         if not known:
             return {}
@@ -61,4 +62,6 @@ class KeywordIndex:
         scores = np.asarray(self._matrix[known].sum(axis=0)).ravel()
         per_entry = np.maximum.reduceat(scores, self._starts)
         hits = np.flatnonzero(per_entry > 0)
+        if len(hits) > limit:
+            hits = hits[np.argpartition(-per_entry[hits], limit - 1)[:limit]]
         return {self._entries[i]: min(float(per_entry[i]) / best, 1.0) for i in hits}

@@ -18,9 +18,10 @@ from kb.text import normalize
 from retriever.answer import Answer, RunnerUp, display_question, pick_version, steps_for
 from retriever.components import (
     AnswerRouter,
+    DenseBranch,
+    DenseRetrievers,
     FaissRetriever,
     KeywordRetriever,
-    QueryEmbedders,
     QueryNormalizer,
     ScoreFusion,
 )
@@ -43,7 +44,7 @@ def build_pipeline(config: Config, kb: KnowledgeBase, today: date | None = None)
     pipeline.add_component(
         "router", AnswerRouter(kb.records, MoneyGate.from_rules(kb.rules), config.confidence, config.thresholds)
     )
-    embedders = {}
+    branches = {}
     for settings in config.embedders:
         wanted = model_id(settings)
         if built.get(settings.name) != wanted:
@@ -51,27 +52,22 @@ def build_pipeline(config: Config, kb: KnowledgeBase, today: date | None = None)
                 f"the knowledge base was built with {built.get(settings.name) or 'no'} embedder '{settings.name}', "
                 f"the configuration asks for {wanted}: run 'kb build'"
             )
-        embedders[settings.name] = (partial(load_embedder, settings), settings.languages)
-    pipeline.add_component("embed", QueryEmbedders(embedders))
-    pipeline.connect("normalize.text", "embed.text")
-    pipeline.connect("normalize.language", "embed.language")
-    for settings in config.embedders:
-        search = f"faiss_{settings.name}"
-        pipeline.add_component(
-            search,
-            FaissRetriever(
-                kb.dense[settings.name],
-                kb.phrases,
-                kb.rows[settings.name],
-                settings.name,
-                settings.weight,
-                retrieval.top_k,
-                retrieval.second_best_share,
-                retrieval.centroid_share,
-            ),
+        search = FaissRetriever(
+            kb.dense[settings.name],
+            kb.phrases,
+            kb.rows[settings.name],
+            settings.name,
+            settings.weight,
+            retrieval.top_k,
+            retrieval.second_best_share,
+            retrieval.centroid_share,
         )
-        pipeline.connect(f"embed.{settings.name}", f"{search}.embedding")
-        pipeline.connect(f"{search}.hits", "fusion.hits")
+        branches[settings.name] = DenseBranch(partial(load_embedder, settings), frozenset(settings.languages), search)
+    pipeline.add_component("dense", DenseRetrievers(branches))
+    pipeline.connect("normalize.text", "dense.text")
+    pipeline.connect("normalize.language", "dense.language")
+    for name in branches:
+        pipeline.connect(f"dense.{name}", "fusion.hits")
     pipeline.connect("normalize.text", "keyword.text")
     pipeline.connect("keyword.hits", "fusion.hits")
     pipeline.connect("fusion.candidates", "router.candidates")

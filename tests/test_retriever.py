@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 from datetime import date
 
-import numpy as np
 import pytest
 
 from ingest import build
@@ -138,27 +137,29 @@ def test_long_binary_and_empty_questions_get_a_polite_result(sample):
     assert "较长" in render_answer(long)
 
 
-def test_question_is_embedded_by_every_model_of_its_language_at_once(sample, sample_config):
-    from kb.embedders import load_embedder
-    from retriever.components import QueryEmbedders
+def test_dense_retrieval_runs_every_embedder_of_the_question_language_at_once(sample):
+    from retriever.components import DenseRetrievers
 
-    models = {e.name: (lambda e=e: load_embedder(e), e.languages) for e in sample_config.embedders}
-    embed = QueryEmbedders(models, lanes=2)
-    english = embed.run(normalize("where is my parcel"), "en")
-    chinese = embed.run(normalize("我的快递到哪了"), "zh")
-    for name, (load, languages) in models.items():
-        assert (english[name] is not None) == ("en" in languages)
-        assert (chinese[name] is not None) == ("zh" in languages)
-        if english[name] is not None:  # the same vector as the model gives alone
-            assert np.allclose(english[name], load().embed([normalize("where is my parcel")])[0], atol=1e-6)
-    assert all(v is None for v in embed.run("", "zh").values())
+    parallel = sample._state[1].get_component("dense")
+    assert isinstance(parallel, DenseRetrievers)
+    branches = parallel._branches
+    serial = DenseRetrievers(branches, lanes=1)
+    for question, language in (("where is my parcel", "en"), ("我的快递到哪了", "zh")):
+        text = normalize(question)
+        hits, alone = parallel.run(text, language), serial.run(text, language)
+        for name, branch in branches.items():
+            assert bool(hits[name].scores) == (language in branch.languages)
+            expected = branch.search.run(branch.load().embed([text])[0] if language in branch.languages else None)["hits"]
+            assert hits[name].scores == pytest.approx(expected.scores)
+            assert alone[name].scores == pytest.approx(expected.scores)
+    assert not any(h.scores for h in parallel.run("", "zh").values())
 
 
-def test_models_are_split_into_lanes_slowest_first():
-    from retriever.components import QueryEmbedders
+def test_branches_are_split_into_lanes_slowest_first():
+    from retriever.components import DenseRetrievers
 
-    embed = QueryEmbedders({name: (None, ["en"]) for name in ("a", "b", "c", "d")}, lanes=2)
-    embed._seconds.update(a=0.015, b=0.005, c=0.003, d=0.001)
-    assert embed._plan(["a", "b", "c", "d"]) == [["a"], ["b", "c", "d"]]
-    assert embed._plan(["b", "c"]) == [["b"], ["c"]]
-    assert QueryEmbedders({"a": (None, ["en"])}, lanes=4)._plan(["a"]) == [["a"]]
+    dense = DenseRetrievers(dict.fromkeys("abcd"), lanes=2)
+    dense._seconds.update(a=0.015, b=0.005, c=0.003, d=0.001)
+    assert dense._plan(["a", "b", "c", "d"]) == [["a"], ["b", "c", "d"]]
+    assert dense._plan(["b", "c"]) == [["b"], ["c"]]
+    assert DenseRetrievers({"a": None}, lanes=4)._plan(["a"]) == [["a"]]
