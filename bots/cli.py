@@ -11,6 +11,7 @@ kb telegram          the Telegram bot: --polling (long polling), or set-webhook 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -121,8 +122,8 @@ def cmd_eval(config: Config, args: argparse.Namespace) -> int:
         if not args.json and sys.stderr.isatty():
             print(f"\r  {name + ': ' if name else ''}{done}/{total} questions   ", end="", file=sys.stderr, flush=True)
 
-    if args.write_config and not args.calibrate:
-        print("--write-config needs --calibrate (it writes the calibrated thresholds).", file=sys.stderr)
+    if args.write_config and not (args.calibrate or args.fit_confidence):
+        print("--write-config needs --calibrate or --fit-confidence (it writes what they find).", file=sys.stderr)
         return 2
     if not 0 < args.target_precision <= 1:
         print(f"--target-precision is a share between 0 and 1, not {args.target_precision}.", file=sys.stderr)
@@ -130,7 +131,7 @@ def cmd_eval(config: Config, args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if not (Path(args.folder) / "kb.jsonl").exists():
         _ensure_built(config)  # questions for the configured knowledge base
-    rows, calibration = None, None
+    rows, calibration, fits = None, None, None
     try:
         queries = load_queries(Path(args.folder))
         with serving(config, Path(args.folder)) as retriever:
@@ -146,6 +147,10 @@ def cmd_eval(config: Config, args: argparse.Namespace) -> int:
 
                 thresholds = retriever.config.thresholds
                 calibration = calibrate(outcomes, retriever.kb.records, thresholds, args.target_precision)
+            if args.fit_confidence:
+                from eval.confidence import fit_confidence
+
+                fits = fit_confidence(outcomes, retriever.config.confidence)
     except DatasetError as error:
         print(error, file=sys.stderr)
         return 1
@@ -153,17 +158,24 @@ def cmd_eval(config: Config, args: argparse.Namespace) -> int:
     if sys.stderr.isatty() and not args.json:
         print(file=sys.stderr)
     if args.json:
-        if rows is None and calibration is None:
+        if rows is None and calibration is None and fits is None:
             print(json.dumps(_plain(metrics)))
         else:
             extra = {"compare": {r.name: _plain(r.metrics) for r in rows}} if rows else {}
             extra |= {"calibration": calibration.to_dict()} if calibration else {}
+            extra |= {"confidence": [dataclasses.asdict(f) for f in fits]} if fits is not None else {}
             print(json.dumps({"metrics": _plain(metrics), **extra}, ensure_ascii=False))
     else:
         _print_eval(args, metrics, rows, calibration, time.perf_counter() - started)
+        if fits is not None:
+            from eval.report import confidence_text
+
+            print("\n" + confidence_text(fits))
     code = 0
-    if args.write_config:
+    if args.write_config and calibration is not None:
         code = _write_thresholds(calibration, Path(args.write_config))
+    if args.write_config and fits is not None:
+        code = max(code, _write_confidence(fits, Path(args.write_config)))
     if args.report:
         from eval.compare import Row
         from eval.report import write_report
@@ -172,6 +184,24 @@ def cmd_eval(config: Config, args: argparse.Namespace) -> int:
         written = write_report(Path(args.report), Path(args.folder), metrics, shown, calibration)
         print(f"Report written to {written[0]} (charts: {', '.join(p.name for p in written[1:])})", file=sys.stderr)
     return code
+
+
+def _write_confidence(fits: list, path: Path) -> int:
+    from eval.calibrate import write_settings
+
+    if not fits:
+        print(f"{path} left unchanged: no language has enough questions to fit its confidence.", file=sys.stderr)
+        return 1
+    for fit in fits:
+        values = {"bias": fit.calibration.bias, "w_top": fit.calibration.w_top, "w_gap": fit.calibration.w_gap}
+        try:
+            write_settings(path, ("confidence", fit.language), values)
+        except (ValueError, OSError) as error:
+            print(f"Could not write the confidence of {fit.language}: {error}", file=sys.stderr)
+            return 1
+        shown = ", ".join(f"{k} = {v}" for k, v in values.items())
+        print(f"Wrote [confidence.{fit.language}] {shown} to {path}", file=sys.stderr)
+    return 0
 
 
 def _plain(metrics: dict) -> dict:
@@ -284,7 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument(
         "--target-precision", type=float, default=0.95, metavar="P", help="answered precision to keep (default 0.95)"
     )
-    evaluate.add_argument("--write-config", metavar="PATH", help="with --calibrate: write the thresholds into this TOML file")
+    evaluate.add_argument(
+        "--fit-confidence",
+        action="store_true",
+        help="fit each language's confidence on half the questions, check it on the rest",
+    )
+    evaluate.add_argument(
+        "--write-config", metavar="PATH", help="with --calibrate / --fit-confidence: write what they find into this TOML file"
+    )
     evaluate.add_argument("--report", metavar="PATH", help="also write a Markdown report with PNG charts")
     evaluate.set_defaults(run=cmd_eval)
     chat = commands.add_parser("chat", help="talk to the whole bot in the terminal")

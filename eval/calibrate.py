@@ -103,6 +103,8 @@ class Figures:
     answered_precision: float
     accuracy: float
     """Joint accuracy: in scope answered right, or out of scope not answered, over all questions."""
+    answerable_coverage: float
+    """Share answered of the questions the bot may answer (in scope, not handed off for money)."""
     clarified: float
     """Share of the questions that get a clarifying question."""
     clarify_helpful: float
@@ -113,13 +115,15 @@ class Figures:
 def figures(observations: list[Observation], answer: float, clarify: float) -> Figures:
     actions = decide(observations, answer, clarify)
     answered = [a == "answer" for a in actions]
-    metrics = answer_metrics(answered, [o.top for o in observations], [o.gold for o in observations])
+    answerable = [o.gold is not None and not o.blocked for o in observations]
+    metrics = answer_metrics(answered, [o.top for o in observations], [o.gold for o in observations], answerable)
     asked = [o for o, a in zip(observations, actions, strict=True) if a == "clarify"]
     n = len(observations)
     return Figures(
         coverage=metrics["coverage"],
         answered_precision=metrics["answered_precision"],
         accuracy=metrics["accuracy"],
+        answerable_coverage=metrics["answerable_coverage"],
         clarified=len(asked) / n if n else float("nan"),
         clarify_helpful=sum(o.helpful for o in asked) / len(asked) if asked else float("nan"),
         n=n,
@@ -323,25 +327,31 @@ def _clarify_threshold(fit: list[Observation], answer: float, target: float, cur
     return min(nice_threshold(_lower_neighbour(values, chosen), chosen, toward=chosen), answer)
 
 
-_SECTION = re.compile(r"^\s*\[\s*thresholds\s*\]\s*(#.*)?$")
 _ANY_SECTION = re.compile(r"^\s*\[")
 
 
 def write_thresholds(path: Path, answer: float, clarify: float) -> None:
-    """Set ``[thresholds] answer`` and ``clarify`` in the TOML file at ``path``, leaving every other
-    line (comments included) as it was; the section is added when missing."""
+    """Set ``[thresholds] answer`` and ``clarify`` in the TOML file at ``path``."""
+    write_settings(path, ("thresholds",), {"answer": answer, "clarify": clarify})
+
+
+def write_settings(path: Path, section: tuple[str, ...], values: dict[str, float]) -> None:
+    """Set ``values`` in the ``section`` (``("thresholds",)``, ``("confidence", "zh")``) of the
+    TOML file at ``path``, leaving every other line (comments included) as it was; the section is
+    added when missing."""
     path = Path(path)
+    name = ".".join(section)
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     tomllib.loads(text)  # refuse to edit a file that is not valid TOML
     lines = text.splitlines(keepends=True)
-    values = {"answer": answer, "clarify": clarify}
-    start = next((i for i, line in enumerate(lines) if _SECTION.match(line)), None)
+    header = re.compile(rf"^\s*\[\s*{re.escape(name)}\s*\]\s*(#.*)?$")
+    start = next((i for i, line in enumerate(lines) if header.match(line)), None)
     if start is None:
-        if "thresholds" in tomllib.loads(text):
-            raise ValueError(f"{path}: thresholds are set outside a [thresholds] section; edit them by hand")
+        if _lookup(tomllib.loads(text), section) is not None:
+            raise ValueError(f"{path}: [{name}] is set in another form; edit it by hand")
         if lines and not lines[-1].endswith("\n"):
             lines[-1] += "\n"
-        lines += ["\n", "[thresholds]\n", *(f"{k} = {v}\n" for k, v in values.items())]
+        lines += ["\n", f"[{name}]\n", *(f"{k} = {v}\n" for k, v in values.items())]
     else:
         end = next((i for i in range(start + 1, len(lines)) if _ANY_SECTION.match(lines[i])), len(lines))
         for key, value in values.items():
@@ -353,7 +363,15 @@ def write_thresholds(path: Path, answer: float, clarify: float) -> None:
             else:
                 lines[row] = pattern.sub(lambda m, v=value: f"{m.group(1)}{v}{m.group(3)}", lines[row])
     updated = "".join(lines)
-    written = tomllib.loads(updated).get("thresholds", {})
-    if written.get("answer") != answer or written.get("clarify") != clarify:
-        raise ValueError(f"{path}: could not set the thresholds safely; edit them by hand")
+    written = _lookup(tomllib.loads(updated), section) or {}
+    if any(written.get(k) != v for k, v in values.items()):
+        raise ValueError(f"{path}: could not set [{name}] safely; edit it by hand")
     path.write_text(updated, encoding="utf-8")
+
+
+def _lookup(data: dict, section: tuple[str, ...]) -> Any:
+    for key in section:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data

@@ -54,15 +54,30 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def answer_metrics(answered: Sequence[bool], predicted: Sequence[str | None], gold: Sequence[str | None]) -> dict[str, float]:
+def answer_metrics(
+    answered: Sequence[bool],
+    predicted: Sequence[str | None],
+    gold: Sequence[str | None],
+    answerable: Sequence[bool] | None = None,
+) -> dict[str, float]:
     """Coverage (share answered), answered precision (right among answered) and joint accuracy
-    (in scope answered right, or out of scope not answered, over all questions)."""
+    (in scope answered right, or out of scope not answered, over all questions).
+
+    With ``answerable`` (the questions the bot may answer itself: in scope and not about money),
+    also the coverage of those: coverage counts the questions no entry answers and the money ones
+    as not answered, so on a set with many of them it cannot come near 1.
+    """
     n = len(gold)
     n_answered = sum(answered)
     right = sum(a and p == g for a, p, g in zip(answered, predicted, gold, strict=False) if g is not None)
     abstained_oos = sum(not a for a, g in zip(answered, gold, strict=False) if g is None)
-    return {
+    metrics = {
         "coverage": n_answered / n if n else float("nan"),
         "answered_precision": right / n_answered if n_answered else float("nan"),
         "accuracy": (right + abstained_oos) / n if n else float("nan"),
     }
+    if answerable is not None:
+        n_answerable = sum(answerable)
+        covered = sum(a and ok for a, ok in zip(answered, answerable, strict=True))
+        metrics["answerable_coverage"] = covered / n_answerable if n_answerable else float("nan")
+    return metrics

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from eval.calibrate import Calibration, Figures
 from eval.compare import RECALL_KS, Row, shortfalls
+from eval.confidence import LanguageFit
 
 LABELS = {
     "recall_at_1": "recall@1",
@@ -23,6 +24,7 @@ LABELS = {
     "mrr": "MRR",
     "oos_auroc": "OOS AUROC",
     "coverage": "coverage",
+    "answerable_coverage": "coverage of the answerable",
     "answered_precision": "answered precision",
     "accuracy": "accuracy",
     "p50_ms": "p50 ms",
@@ -92,7 +94,16 @@ def calibration_text(result: Calibration, markdown: bool = False) -> str:
         rows.append(
             [f"best joint accuracy ({answer} / {clarify}), held-out half", *_figures_cells(result.most_accurate_held_out)]
         )
-    headers = ["thresholds", "answered precision", "coverage", "joint accuracy", "clarified", "clarify offers right", "questions"]
+    headers = [
+        "thresholds",
+        "answered precision",
+        "coverage",
+        "of the answerable",
+        "joint accuracy",
+        "clarified",
+        "clarify offers right",
+        "questions",
+    ]
     out.append(table(headers, rows, markdown))
     if result.curve:
         out += ["", "Precision–coverage curve (answer threshold; clarify and near ties as chosen):", ""]
@@ -119,8 +130,9 @@ def _thresholds_in_words(answer: float, clarify: float, gap: float) -> str:
 
 def _figures_cells(f: Figures | None) -> list[str]:
     if f is None:
-        return ["n/a"] * 6
-    return [fmt(f.answered_precision), fmt(f.coverage), fmt(f.accuracy), fmt(f.clarified), fmt(f.clarify_helpful), str(f.n)]
+        return ["n/a"] * 7
+    cells = [f.answered_precision, f.coverage, f.answerable_coverage, f.accuracy, f.clarified, f.clarify_helpful]
+    return [*(fmt(c) for c in cells), str(f.n)]
 
 
 def _canvas(width: float, height: float):
@@ -245,3 +257,20 @@ def write_report(
             lines += [f"![precision against coverage]({curve.name})", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
     return [path, *written]
+
+
+def confidence_text(fits: list[LanguageFit], markdown: bool = False) -> str:
+    """The fitted confidence of each language, its held-out AUROC and reliability."""
+    if not fits:
+        return "No language has enough questions to fit its confidence."
+    out = []
+    for fit in fits:
+        c = fit.calibration
+        out.append(
+            f"Confidence of {fit.language} ({fit.questions} questions), fitted on the even-numbered ones: "
+            f"bias = {c.bias}, w_top = {c.w_top}, w_gap = {c.w_gap}. Held-out AUROC (right top entry against the "
+            f"rest) {fmt(fit.held_out_auroc)}; with the configured calibration {fmt(fit.configured_auroc)}."
+        )
+        rows = [[f"{r.low:.1f}–{r.high:.1f}", str(r.questions), fmt(r.predicted), fmt(r.observed)] for r in fit.reliability]
+        out += ["", table(["confidence", "questions", "predicted", "right"], rows, markdown), ""]
+    return "\n".join(out).rstrip()

@@ -73,10 +73,14 @@ def summarize(outcomes: list[Outcome]) -> dict[str, float | int | None]:
     gold = [o.query.gold_id for o in in_scope]
     # Confidence that the top entry is right: in-scope questions against out-of-scope ones.
     area = auroc([o.answer.confidence for o in in_scope], [o.answer.confidence for o in out_scope])
+    # Coverage of the answerable (in scope, not about money) for the sets that label money
+    # questions; the dev sets keep exactly the keys of the eval contract.
+    labelled = any(o.query.money is not None for o in outcomes)
     answered = answer_metrics(
         [o.answer.answered for o in outcomes],
         [o.answer.entry_id for o in outcomes],
         [o.query.gold_id for o in outcomes],
+        [o.query.gold_id is not None and not o.query.money for o in outcomes] if labelled else None,
     )
     latencies = [o.answer.latency_ms for o in outcomes]
     money = _money_gate([o for o in outcomes if o.query.money is not None])

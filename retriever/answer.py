@@ -41,6 +41,10 @@ class Answer:
     truncated: bool = False
     latency_ms: float = 0.0
     build: str = ""
+    similarity: float = 0.0
+    """How close the question is to the top entry; with ``margin``, what ``confidence`` is made of."""
+    margin: float = 0.0
+    """How far the top entry leads the runner-up."""
 
     @property
     def answered(self) -> bool:

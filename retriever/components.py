@@ -8,10 +8,10 @@ wires them together.
                      └─ KeywordRetriever ──┘
 """
 
+import dataclasses
 import heapq
 import os
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +19,7 @@ from datetime import date
 from functools import cache
 from typing import Any
 
+import faiss
 import numpy as np
 from haystack import component
 from haystack.core.component.types import Variadic
@@ -30,6 +31,7 @@ from kb.text import detect_language, keyword_tokens, normalize
 from retriever.confidence import confidence
 from retriever.keyword import KeywordIndex
 from retriever.money import MoneyGate
+from retriever.whitening import Whitening
 
 
 @dataclass(frozen=True)
@@ -46,18 +48,31 @@ class EntryHits:
     """A score at or below that of any entry left out of ``scores``."""
     covers: frozenset[str] | None = None
     """The entries this retriever can score (they have phrases in its languages); None: all."""
+    similarities: dict[str, float] | None = None
+    """Entry id → the same score from the raw (not whitened) vectors, for the confidence; None:
+    the scores are raw already."""
+    similarity_floor: float = 0.0
 
     def __deepcopy__(self, memo: dict) -> "EntryHits":
         # The pipeline deep-copies what passes between components; hits are never changed
         # after they are made, so a copy would only cost time on every question.
         return self
 
+    def raw(self) -> "EntryHits":
+        """These hits with the raw similarities as their scores."""
+        if self.similarities is None:
+            return self
+        return dataclasses.replace(self, scores=self.similarities, floor=self.similarity_floor, similarities=None)
+
 
 @dataclass
 class Candidate:
     entry_id: str
     score: float
+    """Fused score on whitened vectors: what ranks the entries."""
     best_phrase: int | None = None
+    similarity: float = 0.0
+    """Fused score on the raw vectors: how close the question is, for the confidence."""
 
 
 @component
@@ -153,7 +168,9 @@ def _pool() -> ThreadPoolExecutor:
 
 @component
 class FaissRetriever:
-    """Nearest phrases in one FAISS index, grouped by entry (best phrase + a share of the second)."""
+    """Nearest phrases in one FAISS index, grouped by entry (best phrase blended with the entry's
+    centroid), on vectors whitened within entries (:mod:`retriever.whitening`); each entry also
+    gets its raw similarity, for the confidence."""
 
     def __init__(
         self,
@@ -165,8 +182,8 @@ class FaissRetriever:
         top_k: int,
         second_best_share: float,
         centroid_share: float,
+        whitening: float = 0.0,
     ) -> None:
-        self.index = index
         self.phrase_of = rows
         """Row of the index → position of its phrase."""
         self.entry_of = [phrases[i].entry_id for i in rows]
@@ -176,46 +193,72 @@ class FaissRetriever:
         self.top_k = top_k
         self.second_best_share = second_best_share
         self.centroid_share = centroid_share
-        self.entries, self.centroids = _centroids(index, self.entry_of)
+        raw = index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
+        self.entries, self.raw_centroids = _centroids(raw, self.entry_of)
         self.row_of = {e: i for i, e in enumerate(self.entries)}
+        self.whitening = Whitening.fit(raw, self.entry_of, whitening) if whitening > 0 else None
+        if self.whitening is None:
+            self.index, self.centroids = index, self.raw_centroids
+            return
+        whitened, self.lengths = self.whitening.apply(raw)
+        self.index = faiss.IndexFlatIP(index.d)
+        self.index.add(whitened)
+        # The whitened rows, read in place from the index (it lives as long as this retriever).
+        self.whitened = faiss.rev_swig_ptr(self.index.get_xb(), self.index.ntotal * index.d).reshape(-1, index.d)
+        _, self.centroids = _centroids(whitened, self.entry_of)
 
     @component.output_types(hits=EntryHits)
     def run(self, embedding: np.ndarray | None = None) -> dict[str, Any]:
         if embedding is None or self.index.ntotal == 0:
             return {"hits": EntryHits(self.name, self.weight, {}, {}, 0.0)}
+        raw = np.asarray(embedding, dtype=np.float32)
+        query = raw if self.whitening is None else self.whitening.apply(raw[None])[0][0]
         k = min(self.top_k, self.index.ntotal)
-        scores, positions = self.index.search(np.asarray(embedding, dtype=np.float32).reshape(1, -1), k)
+        scores, positions = self.index.search(query.reshape(1, -1), k)
         best: dict[str, float] = {}
         second: dict[str, float] = {}
-        best_phrase: dict[str, int] = {}
+        best_row: dict[str, int] = {}
         for score, row in zip(scores[0].tolist(), positions[0].tolist(), strict=False):
             if row < 0:
                 continue
             entry = self.entry_of[row]
             if entry not in best:
-                best[entry], best_phrase[entry] = score, self.phrase_of[row]
+                best[entry], best_row[entry] = score, row
             elif entry not in second:
                 second[entry] = score
+        best_phrase = {e: self.phrase_of[row] for e, row in best_row.items()}
+        last = int(positions[0][k - 1])
         floor = float(scores[0][-1]) if k else 0.0
         share, blend = self.second_best_share, self.centroid_share
         grouped = {e: s + share * second.get(e, min(s, floor)) for e, s in best.items()}
-        if blend:
-            # Closeness to the entry's centroid (the mean of its phrasings) steadies the best-phrase
-            # score: one odd phrasing should not win alone.
-            central = self.centroids @ np.asarray(embedding, dtype=np.float32)
-            grouped = {e: (1 - blend) * s + blend * float(central[self.row_of[e]]) for e, s in grouped.items()}
-            floor = (1 - blend) * floor * (1 + share) + blend * float(central.min())
-        else:
-            floor *= 1 + share
-        return {"hits": EntryHits(self.name, self.weight, grouped, best_phrase, floor, self.covers)}
+        # Closeness to the entry's centroid (the mean of its phrasings) steadies the best-phrase
+        # score: one odd phrasing should not win alone.
+        central = self.centroids @ query
+        grouped = {e: (1 - blend) * s + blend * float(central[self.row_of[e]]) for e, s in grouped.items()}
+        floor = (1 - blend) * floor * (1 + share) + blend * float(central.min())
+        hits = EntryHits(self.name, self.weight, grouped, best_phrase, floor, self.covers)
+        if self.whitening is None:
+            return {"hits": hits}
+        # The raw cosine of the phrase the ranking matched, and of the entry's raw centroid. A raw
+        # phrase vector is its whitened one, lengthened back and unwhitened: x = l·w @ M⁻¹ + mean.
+        back = self.whitening.inverse @ raw
+        offset = float(self.whitening.mean @ raw)
+        rows = np.fromiter(best_row.values(), dtype=np.int64, count=len(best_row))
+        phrase = self.lengths[rows] * (self.whitened[rows] @ back) + offset
+        raw_central = self.raw_centroids @ raw
+        similarities = {
+            e: (1 - blend) * float(p) + blend * float(raw_central[self.row_of[e]]) for e, p in zip(best_row, phrase, strict=True)
+        }
+        lowest = float(self.lengths[last] * (self.whitened[last] @ back) + offset) if last >= 0 else 0.0
+        similarity_floor = (1 - blend) * lowest + blend * float(raw_central.min())
+        return {"hits": dataclasses.replace(hits, similarities=similarities, similarity_floor=similarity_floor)}
 
 
-def _centroids(index: Any, entry_of: list[str]) -> tuple[list[str], np.ndarray]:
-    """The unit mean vector of each entry's phrases."""
+def _centroids(vectors: np.ndarray, entry_of: list[str]) -> tuple[list[str], np.ndarray]:
+    """The unit mean vector of each entry's phrases (rows of ``vectors``)."""
     entries = list(dict.fromkeys(entry_of))
-    if index.ntotal == 0 or not entries:
-        return entries, np.zeros((0, index.d), dtype=np.float32)
-    vectors = index.reconstruct_n(0, index.ntotal)
+    if not len(vectors) or not entries:
+        return entries, np.zeros((0, vectors.shape[1]), dtype=np.float32)
     rows = {e: i for i, e in enumerate(entries)}
     sums = np.zeros((len(entries), vectors.shape[1]), dtype=np.float32)
     np.add.at(sums, [rows[e] for e in entry_of], vectors)
@@ -277,26 +320,30 @@ class ScoreFusion:
     @component.output_types(candidates=list[Candidate])
     def run(self, hits: Variadic[EntryHits]) -> dict[str, Any]:
         present = [h for h in hits if h.scores]
-        dense = [h for h in present if h.source != "keyword"]
-        keyword = [h for h in present if h.source == "keyword"]
-        if not dense and not keyword:
+        if not present:
             return {"candidates": []}
         day = self.today or date.today()
-        entries = set().union(*(h.scores for h in present))
-        fused: dict[str, float] = defaultdict(float)
+        entries = [e for e in set().union(*(h.scores for h in present)) if self._valid(e, day)]
+        fused = self._fuse(present, entries)
+        similarity = self._fuse([h.raw() for h in present], entries)
+        dense = [h for h in present if h.source != "keyword"]
+        first = dense[0] if dense else None
+        ranked = heapq.nlargest(self.keep, fused.items(), key=lambda item: item[1])
+        return {"candidates": [Candidate(e, s, first.best_phrase.get(e) if first else None, similarity[e]) for e, s in ranked]}
+
+    def _fuse(self, present: list[EntryHits], entries: list[str]) -> dict[str, float]:
+        dense = [h for h in present if h.source != "keyword"]
+        keyword = [h for h in present if h.source == "keyword"]
         offsets: dict[tuple[str, ...], float] = {}
         total_weight = sum(h.weight for h in dense) or 1.0
+        fused = {}
         for entry in entries:
-            if not self._valid(entry, day):
-                continue
             score = sum(h.weight * self._score(h, entry, dense, offsets) for h in dense) / total_weight
             score += sum(h.weight * h.scores.get(entry, 0.0) for h in keyword)
             if entry.count("#"):
                 score -= self.policy_penalty
             fused[entry] = score
-        first = dense[0] if dense else None
-        ranked = heapq.nlargest(self.keep, fused.items(), key=lambda item: item[1])
-        return {"candidates": [Candidate(e, s, first.best_phrase.get(e) if first else None) for e, s in ranked]}
+        return fused
 
 
 def _mean(hits: list[EntryHits], entry: str) -> float:
@@ -311,6 +358,10 @@ class Decision:
     """For a handoff: ``money`` or ``low_confidence``."""
     confidence: float
     candidates: list[Candidate]
+    similarity: float = 0.0
+    """The top entry's raw fused similarity: what the confidence is computed from, with ``margin``."""
+    margin: float = 0.0
+    """The top entry's lead over the runner-up, in the ranking's fused scores."""
 
 
 @component
@@ -334,8 +385,10 @@ class AnswerRouter:
 
     @component.output_types(decision=Decision)
     def run(self, candidates: list[Candidate], text: str, language: str) -> dict[str, Any]:
-        top = candidates[0].score if candidates else 0.0
-        gap = top - candidates[1].score if len(candidates) > 1 else top
+        # How close the question is to the top entry (raw similarity), and how far that entry
+        # leads the runner-up (in the ranking's scores).
+        top = candidates[0].similarity if candidates else 0.0
+        gap = candidates[0].score - (candidates[1].score if len(candidates) > 1 else 0.0) if candidates else 0.0
         calibration = self.calibration.get(language) or ConfidenceConfig()
         score = confidence(top, gap, calibration) if candidates else 0.0
         limits = self.thresholds
@@ -351,4 +404,4 @@ class AnswerRouter:
         top_is_money = action != "handoff" and any(r.money for r in self.records.get(candidates[0].entry_id, ()))
         if self.money.matches(text) or top_is_money:
             action, reason = "handoff", "money"
-        return {"decision": Decision(action, reason, score, candidates)}
+        return {"decision": Decision(action, reason, score, candidates, float(top), float(gap))}

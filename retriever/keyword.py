@@ -64,4 +64,4 @@ class KeywordIndex:
         hits = np.flatnonzero(per_entry > 0)
         if len(hits) > limit:
             hits = hits[np.argpartition(-per_entry[hits], limit - 1)[:limit]]
-        return {self._entries[i]: min(float(per_entry[i]) / best, 1.0) for i in hits}
+        return {self._entries[i]: min(float(per_entry[i]) / float(best), 1.0) for i in hits}

@@ -61,6 +61,7 @@ def build_pipeline(config: Config, kb: KnowledgeBase, today: date | None = None)
             retrieval.top_k,
             retrieval.second_best_share,
             retrieval.centroid_share,
+            retrieval.whitening,
         )
         branches[settings.name] = DenseBranch(partial(load_embedder, settings), frozenset(settings.languages), search)
     pipeline.add_component("dense", DenseRetrievers(branches))
@@ -156,6 +157,8 @@ class Retriever:
             language=language,
             action=decision.action,
             confidence=decision.confidence,
+            similarity=decision.similarity,
+            margin=decision.margin,
             handoff_reason=decision.reason,
             truncated=normalized["truncated"],
             build=kb.build_id,

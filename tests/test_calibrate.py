@@ -4,8 +4,10 @@ replay of the router checked against the real one, and ``--write-config`` editin
 
 from __future__ import annotations
 
+import json
 import tomllib
 
+import numpy as np
 import pytest
 
 from eval.calibrate import NEVER_CLARIFY, calibrate, decide, figures, nice_threshold, observe, split, sweep, write_thresholds
@@ -61,7 +63,8 @@ def test_the_known_threshold_is_found_and_holds_on_the_held_out_half():
     assert result.held_out.answered_precision == 1.0 and result.held_out.coverage == pytest.approx(4 / 6)
     # Joint accuracy: 4 right answers and the out-of-scope question handed off, of 6.
     assert result.held_out.accuracy == pytest.approx(5 / 6)
-    assert result.most_accurate == (0.7, 0.25) and result.most_accurate_held_out.accuracy == pytest.approx(5 / 6)
+    assert result.most_accurate == (0.7, ThresholdConfig().clarify)
+    assert result.most_accurate_held_out.accuracy == pytest.approx(5 / 6)
     # A lower target lets the wrong answer at 0.6 in (4 of 5 right): threshold in (0.2, 0.6].
     lower = calibrate(twice(SEPARABLE), {}, ThresholdConfig(), target=0.8)
     assert lower.answer == 0.4 and lower.held_out.coverage == pytest.approx(5 / 6)
@@ -148,10 +151,12 @@ def test_write_thresholds_changes_only_the_thresholds(tmp_path):
     write_thresholds(path, 0.705, 0.5)
     after = path.read_text(encoding="utf-8")
     changed = changed_lines(KB_TOML, after)
-    assert [b for _, b in changed] == [
-        "answer = 0.705        # answer at this confidence or above",
-        'clarify = 0.5      # ask "did you mean A or B?" when the top two are within clarify_gap...',
+    # The values change; the comments beside them stay, to the character.
+    assert [(b.split("=")[0].strip(), b.split("#")[0].split("=")[1].strip()) for _, b in changed] == [
+        ("answer", "0.705"),
+        ("clarify", "0.5"),
     ]
+    assert [a.split("#", 1)[1] for a, _ in changed] == [b.split("#", 1)[1] for _, b in changed]
     data, original = tomllib.loads(after), tomllib.loads(KB_TOML)
     assert data["thresholds"] == {**original["thresholds"], "answer": 0.705, "clarify": 0.5}
     assert {k: v for k, v in data.items() if k != "thresholds"} == {k: v for k, v in original.items() if k != "thresholds"}
@@ -178,9 +183,65 @@ def test_kb_eval_calibrate_write_config(small, tmp_path, capsys):
     assert {b.split("=")[0].strip() for _, b in changed} <= {"answer", "clarify"}
     written = tomllib.loads(target.read_text(encoding="utf-8"))["thresholds"]
     assert written["clarify"] <= written["answer"] or written["clarify"] == NEVER_CLARIFY
-    assert written["clarify_gap"] == 0.01
+    assert written["clarify_gap"] == tomllib.loads(KB_TOML)["thresholds"]["clarify_gap"]
 
 
 def test_write_config_needs_calibrate(small, tmp_path, capsys):
     assert small.cli("eval", str(write_set(tmp_path / "set")), "--write-config", str(tmp_path / "x.toml")) == 2
-    assert "--write-config needs --calibrate" in capsys.readouterr().err
+    assert "--write-config needs --calibrate or --fit-confidence" in capsys.readouterr().err
+
+
+def scored(similarity: float, right: bool, language: str = "zh", margin: float = 0.05) -> Outcome:
+    """A recorded answer with its similarity and margin; ``right`` or not."""
+    candidates = [RunnerUp("a", "a", similarity), RunnerUp("b", "b", similarity - margin)]
+    answer = Answer(question="q", language=language, action="?", confidence=0.5, candidates=candidates)
+    answer.similarity, answer.margin = similarity, margin
+    return Outcome(Query("q", "a" if right else "c"), answer)
+
+
+def test_fitted_confidence_rises_with_similarity_and_matches_the_rate_of_right_answers():
+    from eval.confidence import fit_confidence
+
+    rng = np.random.default_rng(0)
+    # The top entry is right with probability sigmoid(-20 + 25 * similarity): 0.8 → 50 %.
+    similarities = rng.uniform(0.6, 1.0, 4000)
+    truth = rng.random(4000) < 1 / (1 + np.exp(-(-20 + 25 * similarities)))
+    outcomes = [scored(float(s), bool(t)) for s, t in zip(similarities, truth, strict=True)]
+    (fit,) = fit_confidence(outcomes, {}, share=0.0)
+    assert fit.language == "zh" and fit.questions == 4000
+    assert fit.calibration.w_top == pytest.approx(25, rel=0.15)
+    assert -fit.calibration.bias / fit.calibration.w_top == pytest.approx(0.8, abs=0.01)
+    assert fit.held_out_auroc > 0.8
+    for bin_ in fit.reliability:
+        assert bin_.observed == pytest.approx(bin_.predicted, abs=0.08)
+
+
+def test_too_few_questions_of_a_language_are_not_fitted():
+    from eval.confidence import MIN_QUESTIONS, fit_confidence
+
+    few = [scored(0.9, True, "en"), scored(0.7, False, "en")] * (MIN_QUESTIONS // 4)
+    assert fit_confidence(few, {}) == []
+
+
+def test_kb_eval_fit_confidence_writes_the_language_section(small, tmp_path, capsys):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    entries = [
+        {"id": f"topic-{i}", "question": question, "alt_questions": []}
+        for i, question in enumerate(["怎么开发票", "运费多少钱", "怎么修改收货地址", "积分怎么用", "怎么申请退货"])
+    ]
+    asked = ["我要开发票", "邮费多少", "地址填错了怎么改", "积分能抵钱吗", "东西想退", "明天会下雨吗", "股票涨了吗"]
+    gold = ["topic-0", "topic-1", "topic-2", "topic-3", "topic-4", None, None]
+    (folder / "kb.jsonl").write_text("\n".join(json.dumps(e, ensure_ascii=False) for e in entries), encoding="utf-8")
+    queries = [{"query": q, "gold_id": g} for _ in range(8) for q, g in zip(asked, gold, strict=True)]
+    (folder / "queries.jsonl").write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in queries), encoding="utf-8")
+    target = tmp_path / "product.toml"
+    target.write_text(KB_TOML, encoding="utf-8")
+    capsys.readouterr()
+    assert small.cli("eval", str(folder), "--fit-confidence", "--write-config", str(target)) == 0
+    captured = capsys.readouterr()
+    assert "Confidence of zh (56 questions)" in captured.out and "[confidence.zh]" in captured.err
+    written, original = tomllib.loads(target.read_text(encoding="utf-8")), tomllib.loads(KB_TOML)
+    assert written["confidence"]["en"] == original["confidence"]["en"]
+    assert written["confidence"]["zh"]["w_top"] > 0 and written["confidence"]["zh"] != original["confidence"]["zh"]
+    assert {k: v for k, v in written.items() if k != "confidence"} == {k: v for k, v in original.items() if k != "confidence"}
