@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kb.cores import usable_cores
+
 _BLOCK = 32
 """Weights per 4-bit block: an fp16 scale, then 16 bytes of nibbles."""
 _BLOCK_BYTES = 2 + _BLOCK // 2
@@ -277,13 +279,6 @@ def _cached_graph(file: _ModelFile) -> bytes:
     return graph
 
 
-def _cores() -> int:
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 class E5Model:
     """multilingual-e5-small: texts → L2-normalised 384-dimensional float32 rows.
 
@@ -315,7 +310,7 @@ class E5Model:
         self._session = onnxruntime.InferenceSession(
             _cached_graph(file), options, providers=["CPUExecutionProvider"], disabled_optimizers=["SkipLayerNormFusion"]
         )
-        self._workers = workers or _cores()
+        self._workers = workers or usable_cores()
         self._file = file  # the word table is a view of its memory map
 
     def token_ids(self, text: str) -> list[int]:

@@ -10,7 +10,6 @@ wires them together.
 
 import dataclasses
 import heapq
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from haystack import component
 from haystack.core.component.types import Variadic
 
 from kb.config import ConfidenceConfig, ThresholdConfig
+from kb.cores import usable_cores
 from kb.embedders import Embedder
 from kb.model import FaqEntry, Phrase, Record
 from kb.text import detect_language, keyword_tokens, normalize
@@ -113,7 +113,7 @@ class DenseRetrievers:
 
     def __init__(self, branches: dict[str, DenseBranch], lanes: int | None = None) -> None:
         self._branches = branches
-        self._lanes = lanes or _cores()
+        self._lanes = lanes or usable_cores()
         self._seconds = dict.fromkeys(branches, 0.0)
         """Each branch's recent time per question (a moving average), to plan the lanes."""
         component.set_output_types(self, **dict.fromkeys(branches, EntryHits))
@@ -151,13 +151,6 @@ class DenseRetrievers:
             hits[name] = branch.search.run(branch.load().embed([text])[0])["hits"]
             self._seconds[name] = 0.9 * self._seconds[name] + 0.1 * (time.perf_counter() - started)
         return hits
-
-
-def _cores() -> int:
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 @cache
