@@ -13,7 +13,7 @@ import numpy as np
 from ingest.content import Content, load_content
 from ingest.phrases import phrases_for
 from ingest.problems import Problem
-from ingest.reuse import PreviousBuild
+from ingest.reuse import PreviousBuild, reader
 from kb.cache import EmbeddingCache
 from kb.config import Config
 from kb.embedders import load_embedder, model_id
@@ -98,6 +98,7 @@ def build_records(
         "embedders": described,
         "content_hashes": content_hashes or {},
         "file_stats": file_stats or {},
+        "reader": reader(),
         "warnings": [[w.path, w.line, w.message] for w in warnings or () if w.severity == "warning"],
         "counts": {"records": len(records), "phrases": len(phrases)},
     }

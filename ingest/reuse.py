@@ -11,8 +11,12 @@ The result is the same build as one made from scratch; only the work differs.
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import faiss
@@ -42,10 +46,13 @@ class PreviousBuild:
 
     @classmethod
     def of(cls, kb: KnowledgeBase | None) -> PreviousBuild:
-        """What ``kb`` (the serving build, if any) offers; nothing when there is none."""
+        """What ``kb`` (the serving build, if any) offers; nothing when there is none. Records and
+        phrases only when it was read by the same code (:func:`reader`); vectors always, since
+        they belong to a text and a model."""
         if kb is None:
             return cls()
         manifest = kb.manifest
+        same_reader = manifest.get("reader") == reader()
         records: dict[str, list[Record]] = defaultdict(list)
         for versions in kb.records.values():
             for record in versions:
@@ -65,6 +72,8 @@ class PreviousBuild:
             row_of = np.full(len(kb.phrases) + 1, -1, np.int64)  # the last one: texts it never saw
             row_of[kb.rows[embedder["name"]]] = np.arange(index.ntotal)
             vectors[embedder["name"]] = (embedder["model"], row_of, rows, index)
+        if not same_reader:
+            return cls(positions=positions, vectors=vectors)
         stats = {path: (size, mtime) for path, (size, mtime) in manifest.get("file_stats", {}).items()}
         return cls(manifest.get("content_hashes", {}), stats, dict(records), dict(warnings), dict(phrases), positions, vectors)
 
@@ -95,3 +104,17 @@ class PreviousBuild:
         found = rows[np.maximum(where, 0)] if len(rows) else np.zeros((len(texts), rows.shape[1]), np.float32)
         found[where < 0] = 0.0
         return found, np.flatnonzero(where < 0).tolist()
+
+
+_READER_MODULES = ("ingest.markdown", "ingest.faq", "ingest.policy", "ingest.phrases", "ingest.content", "kb.text", "kb.model")
+"""The code that turns a content file into records and phrases."""
+
+
+@cache
+def reader() -> str:
+    """A fingerprint of the code that reads content (:data:`_READER_MODULES`): a build made by
+    other code (an upgrade, say) is read again from the files rather than trusted."""
+    digest = hashlib.sha256()
+    for name in _READER_MODULES:
+        digest.update(Path(importlib.import_module(name).__file__).read_bytes())
+    return digest.hexdigest()[:16]

@@ -135,3 +135,16 @@ def test_a_new_model_under_the_same_name_embeds_everything_again(small, tmp_path
     small.config.cache_path = tmp_path / "empty-cache.sqlite"
     assert build(small.config).embedded == {"e5": 2}
     assert KnowledgeBase.load(small.config.index_dir).dense["e5"].d == 512
+
+
+def test_a_build_read_by_other_code_is_read_again_but_keeps_its_vectors(small, tmp_path, monkeypatch):
+    import ingest.reuse
+    from ingest.build import PreviousBuild, _serving
+
+    small.add_faq("invoice", "怎么开发票", ["发票在哪里申请"])
+    build(small.config)
+    monkeypatch.setattr(ingest.reuse, "reader", lambda: "another version of the reader")
+    previous = PreviousBuild.of(_serving(small.config))
+    assert not previous.records and not previous.phrases and previous.vectors
+    small.config.cache_path = tmp_path / "empty-cache.sqlite"
+    assert build(small.config).embedded == {"e5": 0}
