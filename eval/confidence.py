@@ -14,7 +14,6 @@ reliability table (predicted confidence against the share that was right).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +22,7 @@ from eval.calibrate import split
 from eval.metrics import auroc
 from eval.run import Outcome
 from kb.config import ConfidenceConfig
+from retriever import confidence
 
 MARGIN_SHARE = 0.15
 """The margin's weight relative to the similarity's."""
@@ -112,8 +112,7 @@ def _logistic(outcomes: list[Outcome], share: float) -> ConfidenceConfig | None:
 def _confidence(outcome: Outcome, calibration: ConfidenceConfig) -> float:
     if not outcome.answer.candidates:
         return 0.0
-    z = calibration.bias + calibration.w_top * outcome.answer.similarity + calibration.w_gap * outcome.answer.margin
-    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+    return confidence(outcome.answer.similarity, outcome.answer.margin, calibration)
 
 
 def _auroc(outcomes: list[Outcome], calibration: ConfidenceConfig) -> float | None:

@@ -52,7 +52,17 @@ class PreviousBuild:
         if kb is None:
             return cls()
         manifest = kb.manifest
-        same_reader = manifest.get("reader") == reader()
+        positions = {p.text: i for i, p in enumerate(kb.phrases)}
+        vectors = {}
+        for embedder in manifest["embedders"]:
+            index = kb.dense[embedder["name"]]
+            # A view of the index's memory, not a copy (the index is kept alive beside it).
+            rows = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
+            row_of = np.full(len(kb.phrases) + 1, -1, np.int64)  # the last one: texts it never saw
+            row_of[kb.rows[embedder["name"]]] = np.arange(index.ntotal)
+            vectors[embedder["name"]] = (embedder["model"], row_of, rows, index)
+        if manifest.get("reader") != reader():
+            return cls(positions=positions, vectors=vectors)
         records: dict[str, list[Record]] = defaultdict(list)
         for versions in kb.records.values():
             for record in versions:
@@ -63,17 +73,6 @@ class PreviousBuild:
         phrases: dict[tuple[str, str], list[Phrase]] = defaultdict(list)
         for phrase in kb.phrases:
             phrases[(phrase.entry_id, phrase.lang)].append(phrase)
-        positions = {p.text: i for i, p in enumerate(kb.phrases)}
-        vectors = {}
-        for embedder in manifest["embedders"]:
-            index = kb.dense[embedder["name"]]
-            # A view of the index's memory, not a copy (the index is kept alive beside it).
-            rows = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
-            row_of = np.full(len(kb.phrases) + 1, -1, np.int64)  # the last one: texts it never saw
-            row_of[kb.rows[embedder["name"]]] = np.arange(index.ntotal)
-            vectors[embedder["name"]] = (embedder["model"], row_of, rows, index)
-        if not same_reader:
-            return cls(positions=positions, vectors=vectors)
         stats = {path: (size, mtime) for path, (size, mtime) in manifest.get("file_stats", {}).items()}
         return cls(manifest.get("content_hashes", {}), stats, dict(records), dict(warnings), dict(phrases), positions, vectors)
 

