@@ -193,13 +193,13 @@ class FaissRetriever:
         self.whitening = Whitening.fit(raw, self.entry_of, whitening_shrink) if whitening_shrink > 0 else None
         if self.whitening is None:
             self.index, self.centroids = index, self.raw_centroids
-            return
-        whitened, self.lengths = self.whitening.apply(raw)
-        self.index = faiss.IndexFlatIP(index.d)
-        self.index.add(whitened)
-        # The whitened rows, read in place from the index (it lives as long as this retriever).
-        self.whitened = faiss.rev_swig_ptr(self.index.get_xb(), self.index.ntotal * index.d).reshape(-1, index.d)
-        _, self.centroids = _centroids(whitened, self.entry_of)
+        else:
+            whitened, self.lengths = self.whitening.apply(raw)
+            self.index = faiss.IndexFlatIP(index.d)
+            self.index.add(whitened)
+            _, self.centroids = _centroids(whitened, self.entry_of)
+        # The index's rows, read in place (the index lives as long as this retriever).
+        self.vectors = _rows(self.index)
 
     @component.output_types(hits=EntryHits)
     def run(self, embedding: np.ndarray | None = None) -> dict[str, Any]:
@@ -208,21 +208,19 @@ class FaissRetriever:
         raw = np.asarray(embedding, dtype=np.float32)
         query = raw if self.whitening is None else self.whitening.apply(raw[None])[0][0]
         k = min(self.top_k, self.index.ntotal)
-        scores, positions = self.index.search(query.reshape(1, -1), k)
+        scores, positions = _top(self.vectors, query, k)
         best: dict[str, float] = {}
         second: dict[str, float] = {}
         best_row: dict[str, int] = {}
-        for score, row in zip(scores[0].tolist(), positions[0].tolist(), strict=False):
-            if row < 0:
-                continue
+        for score, row in zip(scores.tolist(), positions.tolist(), strict=True):
             entry = self.entry_of[row]
             if entry not in best:
                 best[entry], best_row[entry] = score, row
             elif entry not in second:
                 second[entry] = score
         best_phrase = {e: self.phrase_of[row] for e, row in best_row.items()}
-        last = int(positions[0][k - 1])
-        floor = float(scores[0][-1]) if k else 0.0
+        last = int(positions[k - 1])
+        floor = float(scores[-1]) if k else 0.0
         share, blend = self.second_best_share, self.centroid_share
         grouped = {e: s + share * second.get(e, min(s, floor)) for e, s in best.items()}
         # Closeness to the entry's centroid (the mean of its phrasings) steadies the best-phrase
@@ -238,14 +236,35 @@ class FaissRetriever:
         back = self.whitening.inverse @ raw
         offset = float(self.whitening.mean @ raw)
         rows = np.fromiter(best_row.values(), dtype=np.int64, count=len(best_row))
-        phrase = self.lengths[rows] * (self.whitened[rows] @ back) + offset
+        phrase = self.lengths[rows] * (self.vectors[rows] @ back) + offset
         raw_central = self.raw_centroids @ raw
         similarities = {
             e: (1 - blend) * float(p) + blend * float(raw_central[self.row_of[e]]) for e, p in zip(best_row, phrase, strict=True)
         }
-        lowest = float(self.lengths[last] * (self.whitened[last] @ back) + offset) if last >= 0 else 0.0
+        lowest = float(self.lengths[last] * (self.vectors[last] @ back) + offset) if last >= 0 else 0.0
         similarity_floor = (1 - blend) * lowest + blend * float(raw_central.min())
         return {"hits": dataclasses.replace(hits, similarities=similarities, similarity_floor=similarity_floor)}
+
+
+def _rows(index: Any) -> np.ndarray:
+    """A flat FAISS index's ``(ntotal, d)`` float32 rows, in place."""
+    if not index.ntotal:
+        return np.zeros((0, index.d), dtype=np.float32)
+    return faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(-1, index.d)
+
+
+def _top(vectors: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` highest inner products with ``query``, best first, and their rows: what
+    ``IndexFlatIP.search`` returns for one query. For one query, FAISS scores row by row; BLAS's
+    matrix-vector product over the same memory takes half the time here (1.7 against 4.2 ms over
+    10,854 rows of 512, 15 against 31 ms over 108,000 of 384) and lets other threads run."""
+    scores = vectors @ query
+    if k < len(scores):
+        rows = np.argpartition(-scores, k - 1)[:k]
+    else:
+        rows = np.arange(len(scores))
+    rows = rows[np.argsort(-scores[rows], kind="stable")]
+    return scores[rows], rows
 
 
 def _centroids(vectors: np.ndarray, entry_of: list[str]) -> tuple[list[str], np.ndarray]:
