@@ -66,6 +66,7 @@ def build_records(
     if not phrases:
         raise BuildFailed("nothing to build: no entry could be read")
     texts = [p.text for p in phrases]
+    held = previous.positions_of(texts)
     cache = EmbeddingCache(config.cache_file)
     vectors, embedded, described = {}, {}, []
     try:
@@ -74,7 +75,7 @@ def build_records(
             report = (lambda done, total, name=name: progress(name, done, total)) if progress else None
             # An embedder embeds the phrases of its languages only: its index has a row for each.
             mine = rows_of(phrases, settings.languages)
-            rows, todo = previous.known_vectors(name, model, [texts[i] for i in mine])
+            rows, todo = previous.known_vectors(name, model, held[mine])
             if todo or not rows.shape[1]:
                 load = partial(load_embedder, settings)
                 new, embedded[name] = cache.embed(model, [texts[mine[i]] for i in todo], load, report)

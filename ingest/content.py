@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,10 +54,10 @@ class Content:
 
 
 def _display(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
+    """``path`` relative to ``root`` where it lies under it (as ``Path.relative_to``, on strings:
+    at 10,000 files the Path version was a tenth of a rebuild)."""
+    text, prefix = str(path), str(root).rstrip(os.sep) + os.sep
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def _folder_lang(path: Path) -> str | None:
@@ -86,7 +87,7 @@ def load_content(content_dir: Path, display_root: Path | None = None, previous: 
         except ContentError as error:
             content.problems.append(error.problem)
     for kind, folder in (("faq", content_dir / "faq"), ("policy", content_dir / "policies")):
-        for path in sorted(folder.rglob("*.md")):
+        for path in sorted(folder.rglob("*.md"), key=str):
             display = _display(path, root)
             stat = path.stat()
             content.stats[display] = (stat.st_size, stat.st_mtime_ns)

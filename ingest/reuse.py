@@ -92,15 +92,19 @@ class PreviousBuild:
     def phrases_of(self, record: Record) -> list[Phrase] | None:
         return self.phrases.get((record.id, record.lang))
 
-    def known_vectors(self, name: str, model: str, texts: list[str]) -> tuple[np.ndarray, list[int]]:
-        """The vectors ``name`` already has for ``texts`` (made by ``model``): the rows found
-        (zero where none) and the positions of the texts still to embed."""
-        if name not in self.vectors or self.vectors[name][0] != model or not texts:
-            return np.zeros((len(texts), 0), np.float32), list(range(len(texts)))
+    def positions_of(self, texts: list[str]) -> np.ndarray:
+        """Each text's position among the serving build's phrases, -1 for a text it does not have."""
+        return np.fromiter((self.positions.get(t, -1) for t in texts), dtype=np.int64, count=len(texts))
+
+    def known_vectors(self, name: str, model: str, at: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """The vectors ``name`` already has (made by ``model``) for the texts at positions ``at``
+        (:meth:`positions_of`): the rows found (zero where none) and the indexes into ``at`` of
+        the texts still to embed."""
+        if name not in self.vectors or self.vectors[name][0] != model or not len(at):
+            return np.zeros((len(at), 0), np.float32), list(range(len(at)))
         _, row_of, rows, _ = self.vectors[name]
-        at = np.fromiter((self.positions.get(t, -1) for t in texts), dtype=np.int64, count=len(texts))
         where = row_of[at]  # position -1 reads the last slot: -1
-        found = rows[np.maximum(where, 0)] if len(rows) else np.zeros((len(texts), rows.shape[1]), np.float32)
+        found = rows[np.maximum(where, 0)] if len(rows) else np.zeros((len(at), rows.shape[1]), np.float32)
         found[where < 0] = 0.0
         return found, np.flatnonzero(where < 0).tolist()
 

@@ -23,6 +23,7 @@ import os
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -70,6 +71,7 @@ class KnowledgeBase:
     """Entry id → its language versions (an FAQ entry) or its one chunk (a policy chunk)."""
     phrases: list[Phrase]
     dense: dict[str, faiss.Index]
+    """Embedder name → its flat index, mapped from the build's file: read-only."""
     rules: dict[str, Any]
     rows: dict[str, list[int]] = field(default_factory=dict)
     """Embedder name → the phrase (its position in ``phrases``) of each row of its index."""
@@ -98,7 +100,12 @@ class KnowledgeBase:
             records[record.id].append(record)
         columns = json.loads((path / "phrases.json").read_text(encoding="utf-8"))
         phrases = list(map(Phrase, columns["entry_id"], columns["lang"], columns["text"], columns["tokens"]))
-        dense = {e["name"]: faiss.read_index(str(path / f"dense-{e['name']}.faiss")) for e in manifest["embedders"]}
+        # Mapped, not read: the rows are read-only, loading costs nothing, and a rebuild that
+        # takes a few of them does not read the rest.
+        dense = {
+            e["name"]: faiss.read_index(str(path / f"dense-{e['name']}.faiss"), faiss.IO_FLAG_MMAP_IFC)
+            for e in manifest["embedders"]
+        }
         rules = json.loads((path / "rules.json").read_text(encoding="utf-8"))
         rows = {e["name"]: rows_of(phrases, e["languages"]) for e in manifest["embedders"]}
         return cls(path, manifest, dict(records), phrases, dense, rules, rows)
@@ -137,15 +144,17 @@ def write_build(
         for name, rows in vectors.items():
             if len(rows) != sum(per_language[lang] for lang in languages[name]):
                 raise ValueError(f"embedder {name}: {len(rows)} vectors for the phrases of {', '.join(languages[name])}")
-            index = faiss.IndexFlatIP(rows.shape[1])
-            index.add(np.ascontiguousarray(rows, dtype=np.float32))
-            faiss.write_index(index, str(staging / f"dense-{name}.faiss"))
-        _write_json(staging / "records.json", [record_to_dict(r) for r in records])
-        # By column: a hundred thousand phrases load and save several times faster than as objects.
-        columns = {key: [getattr(p, key) for p in phrases] for key in ("entry_id", "lang", "text", "tokens")}
-        _write_json(staging / "phrases.json", columns)
-        _write_json(staging / "rules.json", rules)
-        _write_json(staging / "manifest.json", manifest)
+        # FAISS writes without the GIL: the indexes go to disk while the JSON is encoded.
+        with ThreadPoolExecutor(max(len(vectors), 1)) as pool:
+            written = [pool.submit(_write_index, rows, staging / f"dense-{name}.faiss") for name, rows in vectors.items()]
+            _write_json(staging / "records.json", [record_to_dict(r) for r in records])
+            # By column: a hundred thousand phrases load and save several times faster than as objects.
+            columns = {key: [getattr(p, key) for p in phrases] for key in ("entry_id", "lang", "text", "tokens")}
+            _write_json(staging / "phrases.json", columns)
+            _write_json(staging / "rules.json", rules)
+            _write_json(staging / "manifest.json", manifest)
+            for future in written:
+                future.result()
         final = builds / stamp
         staging.rename(final)
     except BaseException:
@@ -159,6 +168,12 @@ def write_build(
     os.replace(temporary, link)
     _prune(builds, keep=stamp)
     return final
+
+
+def _write_index(rows: np.ndarray, path: Path) -> None:
+    index = faiss.IndexFlatIP(rows.shape[1])
+    index.add(np.ascontiguousarray(rows, dtype=np.float32))
+    faiss.write_index(index, str(path))
 
 
 def _write_json(path: Path, data: Any) -> None:
