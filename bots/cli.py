@@ -86,13 +86,22 @@ def cmd_build(config: Config, args: argparse.Namespace) -> int:
 
 
 def _ensure_built(config: Config) -> None:
-    """Build the knowledge base first when there is none yet."""
-    from kb.store import current_build
+    """Build the knowledge base first when there is none yet, or when the serving one was made
+    by another version or with other models than the configuration names (a rebuild reuses
+    what it can)."""
+    from kb.embedders import model_id
+    from kb.store import FORMAT, serving_manifest
 
-    if current_build(config.index_dir) is None:
+    manifest = serving_manifest(config.index_dir)
+    if manifest is None:
         print("No knowledge base yet: building it first.", file=sys.stderr)
-        if cmd_build(config, argparse.Namespace()) == 1:
-            raise SystemExit(1)
+    else:
+        built = {e.get("name"): e.get("model") for e in manifest.get("embedders", [])}
+        if manifest.get("format") == FORMAT and all(built.get(e.name) == model_id(e) for e in config.embedders):
+            return
+        print("The knowledge base was built with other models or by another version: building it again first.", file=sys.stderr)
+    if cmd_build(config, argparse.Namespace()) == 1:
+        raise SystemExit(1)
 
 
 def _retriever(config: Config):
@@ -354,6 +363,19 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (kb ask ... | head): not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as error:
+        if not _needs_build(error):
+            raise
+        print(f"{error}.", file=sys.stderr)
+        return 1
+
+
+def _needs_build(error: Exception) -> bool:
+    """No build yet, or one made with other models (after an upgrade or a configuration change)."""
+    from kb.store import KnowledgeBaseMissing
+    from retriever.pipeline import IndexMismatch
+
+    return isinstance(error, (KnowledgeBaseMissing, IndexMismatch))
 
 
 if __name__ == "__main__":

@@ -122,6 +122,15 @@ def current_build(index_dir: Path | str) -> str | None:
     return os.readlink(link).rsplit("/", 1)[-1] if link.is_symlink() else None
 
 
+def serving_manifest(index_dir: Path | str) -> dict[str, Any] | None:
+    """The serving build's manifest (models, format, content hashes), without loading the build."""
+    link = _current(Path(index_dir))
+    try:
+        return json.loads((link / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def write_build(
     index_dir: Path | str,
     records: list[Record],

