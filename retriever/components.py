@@ -103,8 +103,8 @@ class DenseRetrievers:
     """For every embedder of the question's language: embed the question and search that
     embedder's index (:class:`FaissRetriever`). All at once.
 
-    The models release the GIL while they compute (FAISS's search does not), so on a multi-core
-    machine one branch's index is searched while another's model embeds, and a question waits
+    The models and FAISS release the GIL while they compute, so on a multi-core machine one
+    branch's index is searched while another's model embeds, and a question waits
     for about its slowest embedder rather than for the sum of them. The branches are
     split into one lane per core, slowest first onto the least loaded lane (by each branch's
     measured time), so that no two of them fight for a core. A model is loaded on the first

@@ -1,8 +1,9 @@
 """Thread pools for answering questions.
 
-Four native libraries share two cores here: ONNX Runtime (e5), torch (MiniLM), FAISS's OpenMP and
-numpy's OpenBLAS. Idle pool threads spin, and a spinning pool slows the others several times over
-(measured: e5 from ~25 to ~65 ms per question). Each question's models run one per core
+Native libraries share two cores here: ONNX Runtime (e5, MiniLM), FAISS's OpenMP, numpy's
+OpenBLAS, and torch for an embedder configured with ``runtime = "torch"``. Idle pool threads spin,
+and a spinning pool slows the others several times over (measured: e5 from ~25 to ~65 ms per
+question; see also ``OMP_WAIT_POLICY`` in :mod:`kb.config`). Each question's models run one per core
 (:class:`retriever.components.DenseRetrievers`), each on one thread of its own.
 """
 
