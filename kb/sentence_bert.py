@@ -40,12 +40,12 @@ def _check_supported(folder: Path) -> dict:
         problems.append(f"model_type is {config.get('model_type')!r}, not 'bert'")
     if config.get("hidden_act") != "gelu" or config.get("position_embedding_type", "absolute") != "absolute":
         problems.append("only GELU and absolute positions are supported")
-    modules = [m.get("type", "").rsplit(".", 1)[-1] for m in _read_json(folder, "modules.json")]
+    described = _read_json(folder, "modules.json")
+    modules = [m.get("type", "").rsplit(".", 1)[-1] for m in described]
     if modules[:1] != ["Transformer"] or set(modules[1:]) - {"Pooling", "Normalize"} or "Pooling" not in modules:
         problems.append(f"modules are {modules}, not Transformer, Pooling[, Normalize]")
     else:
-        pooling_path = next(m["path"] for m in _read_json(folder, "modules.json") if m["type"].endswith("Pooling"))
-        pooling = _read_json(folder / pooling_path, "config.json")
+        pooling = _read_json(folder / described[modules.index("Pooling")].get("path", ""), "config.json")
         modes = {k for k, v in pooling.items() if k.startswith("pooling_mode") and v}
         if modes != {"pooling_mode_mean_tokens"}:
             problems.append(f"pooling is {sorted(modes)}, not mean")
@@ -121,7 +121,7 @@ class SentenceBert:
         )
         embedding_norm = weights["embeddings.LayerNorm.weight"], weights["embeddings.LayerNorm.bias"]
         graph = cached_graph(
-            f"{folder.name}-fp32",
+            "sentence-bert-fp32",
             f"{file_identity(folder / 'model.safetensors')}/g{GRAPH_VERSION}",
             lambda: encoder_graph(folder.name, shape, embedding_norm, lambda n: _layer(weights, n), int8=False),
         )
