@@ -89,15 +89,14 @@ def _ensure_built(config: Config) -> None:
     """Build the knowledge base first when there is none yet, or when the serving one was made
     by another version or with other models than the configuration names (a rebuild reuses
     what it can)."""
-    from kb.embedders import model_id
+    from kb.embedders import other_models
     from kb.store import FORMAT, serving_manifest
 
     manifest = serving_manifest(config.index_dir)
     if manifest is None:
         print("No knowledge base yet: building it first.", file=sys.stderr)
     else:
-        built = {e.get("name"): e.get("model") for e in manifest.get("embedders", [])}
-        if manifest.get("format") == FORMAT and all(built.get(e.name) == model_id(e) for e in config.embedders):
+        if manifest.get("format") == FORMAT and other_models(manifest, config.embedders) is None:
             return
         print("The knowledge base was built with other models or by another version: building it again first.", file=sys.stderr)
     if cmd_build(config, argparse.Namespace()) == 1:

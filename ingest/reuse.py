@@ -19,12 +19,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 
 from ingest.problems import Problem
 from kb.model import Phrase, Record
-from kb.store import KnowledgeBase
+from kb.store import KnowledgeBase, flat_rows
 
 
 @dataclass
@@ -56,8 +55,7 @@ class PreviousBuild:
         vectors = {}
         for embedder in manifest["embedders"]:
             index = kb.dense[embedder["name"]]
-            # A view of the index's memory, not a copy (the index is kept alive beside it).
-            rows = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
+            rows = flat_rows(index)  # a view, not a copy: the index is kept alive beside it
             row_of = np.full(len(kb.phrases) + 1, -1, np.int64)  # the last one: texts it never saw
             row_of[kb.rows[embedder["name"]]] = np.arange(index.ntotal)
             vectors[embedder["name"]] = (embedder["model"], row_of, rows, index)

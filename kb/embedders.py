@@ -230,6 +230,20 @@ def model_id(config: EmbedderConfig) -> str:
     return _backend(config).model_id_for(config)
 
 
+def other_models(manifest: dict, configs: list[EmbedderConfig]) -> str | None:
+    """How a build (its manifest) differs from the embedders configured now, or None when it was
+    made with each of them (same name, same model and version)."""
+    built = {e.get("name"): e.get("model") for e in manifest.get("embedders", [])}
+    for config in configs:
+        wanted = model_id(config)
+        if built.get(config.name) != wanted:
+            return (
+                f"the knowledge base was built with {built.get(config.name) or 'no'} embedder '{config.name}', "
+                f"the configuration asks for {wanted}"
+            )
+    return None
+
+
 _cache: dict[tuple[str, str, str, str], Embedder] = {}
 _cache_lock = threading.Lock()
 

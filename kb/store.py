@@ -111,6 +111,13 @@ class KnowledgeBase:
         return cls(path, manifest, dict(records), phrases, dense, rules, rows)
 
 
+def flat_rows(index: faiss.Index) -> np.ndarray:
+    """A flat FAISS index's ``(ntotal, d)`` float32 rows, in place (valid while the index lives)."""
+    if not index.ntotal:
+        return np.zeros((0, index.d), dtype=np.float32)
+    return faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
+
+
 def rows_of(phrases: list[Phrase], languages: list[str]) -> list[int]:
     """The phrases an embedder of ``languages`` embeds, in order: the rows of its index."""
     return [i for i, p in enumerate(phrases) if p.lang in languages]

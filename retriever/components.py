@@ -27,6 +27,7 @@ from kb.config import ConfidenceConfig, ThresholdConfig
 from kb.cores import usable_cores
 from kb.embedders import Embedder
 from kb.model import FaqEntry, Phrase, Record
+from kb.store import flat_rows
 from kb.text import detect_language, keyword_tokens, normalize
 from retriever.confidence import confidence
 from retriever.keyword import KeywordIndex
@@ -198,7 +199,7 @@ class FaissRetriever:
             _, self.centroids = _centroids(searched, self.entry_of)
         self.index = _scan_index(searched)
         # The exact rows, read in place from the index (it lives as long as this retriever).
-        self.vectors = _rows(faiss.downcast_index(self.index.refine_index))
+        self.vectors = flat_rows(faiss.downcast_index(self.index.refine_index))
 
     @component.output_types(hits=EntryHits)
     def run(self, embedding: np.ndarray | None = None) -> dict[str, Any]:
@@ -246,13 +247,6 @@ class FaissRetriever:
         lowest = float(self.lengths[last] * (self.vectors[last] @ back) + offset) if last >= 0 else 0.0
         similarity_floor = (1 - blend) * lowest + blend * float(raw_central.min())
         return {"hits": dataclasses.replace(hits, similarities=similarities, similarity_floor=similarity_floor)}
-
-
-def _rows(index: Any) -> np.ndarray:
-    """A flat FAISS index's ``(ntotal, d)`` float32 rows, in place."""
-    if not index.ntotal:
-        return np.zeros((0, index.d), dtype=np.float32)
-    return faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(-1, index.d)
 
 
 def _scan_index(vectors: np.ndarray) -> Any:

@@ -12,7 +12,7 @@ from functools import partial
 from haystack import Pipeline
 
 from kb.config import Config
-from kb.embedders import load_embedder, model_id
+from kb.embedders import load_embedder, other_models
 from kb.store import KnowledgeBase, current_build
 from kb.text import normalize
 from retriever.answer import Answer, RunnerUp, display_question, pick_version, steps_for
@@ -35,7 +35,9 @@ class IndexMismatch(RuntimeError):
 
 
 def build_pipeline(config: Config, kb: KnowledgeBase, today: date | None = None) -> Pipeline:
-    built = {e["name"]: e["model"] for e in kb.manifest["embedders"]}
+    mismatch = other_models(kb.manifest, config.embedders)
+    if mismatch:
+        raise IndexMismatch(f"{mismatch}: run 'kb build'")
     retrieval = config.retrieval
     pipeline = Pipeline()
     pipeline.add_component("normalize", QueryNormalizer(retrieval.max_query_chars))
@@ -46,12 +48,6 @@ def build_pipeline(config: Config, kb: KnowledgeBase, today: date | None = None)
     )
     branches = {}
     for settings in config.embedders:
-        wanted = model_id(settings)
-        if built.get(settings.name) != wanted:
-            raise IndexMismatch(
-                f"the knowledge base was built with {built.get(settings.name) or 'no'} embedder '{settings.name}', "
-                f"the configuration asks for {wanted}: run 'kb build'"
-            )
         search = FaissRetriever(
             kb.dense[settings.name],
             kb.phrases,
