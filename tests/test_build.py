@@ -22,11 +22,12 @@ def test_sample_content_builds_with_every_part(sample_config):
     policies = {r.policy_id for versions in kb.records.values() for r in versions if r.kind == "policy"}
     assert {"returns-refunds", "shipping", "privacy", "membership"} <= policies
     manifest = json.loads((kb.path / "manifest.json").read_text(encoding="utf-8"))
-    assert [e["name"] for e in manifest["embedders"]] == ["e5", "minilm", "use"]
+    assert [e["name"] for e in manifest["embedders"]] == ["e5", "mpnet", "use"]
     assert all(e["model"] for e in manifest["embedders"])
     assert manifest["built_at"] and len(manifest["content_hashes"]) >= 108
-    assert kb.dense["e5"].ntotal == len(kb.phrases)  # e5 embeds both languages
-    assert kb.dense["minilm"].ntotal == sum(p.lang == "en" for p in kb.phrases) == len(kb.rows["minilm"])
+    assert kb.dense["use"].ntotal == len(kb.phrases)  # USE embeds both languages
+    assert kb.dense["mpnet"].ntotal == sum(p.lang == "en" for p in kb.phrases) == len(kb.rows["mpnet"])
+    assert kb.dense["e5"].ntotal == sum(p.lang == "zh" for p in kb.phrases) == len(kb.rows["e5"])
     # Every policy chunk keeps its heading path, starting with the policy's title.
     chunk = next(r for versions in kb.records.values() for r in versions if r.kind == "policy" and len(r.heading_path) > 2)
     assert chunk.heading_path[0] == chunk.title

