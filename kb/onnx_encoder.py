@@ -123,6 +123,7 @@ def encoder_graph(
         weight, bias = (constant(f"{key}.{part}", np.asarray(v, np.float32)) for part, v in zip("wb", norm, strict=True))
         return op("LayerNormalization", [x, weight, bias], epsilon=shape.eps, axis=-1)[0]
 
+    bias_input = ["", "", "attention_bias"] if attention_bias else []  # MultiHeadAttention's 6th input
     x = layer_norm("embeddings", "embeddings.norm", embedding_norm)
     for n in range(shape.layers):
         weights, key = layer(n), f"l{n}"
@@ -131,8 +132,7 @@ def encoder_graph(
             np.concatenate([weights.query[1], weights.key[1], weights.value[1]]),
         )
         q, k, v = op("Split", [linear(x, qkv, f"{key}.qkv")], outputs=3, axis=-1, num_outputs=3)
-        bias = ["", "", "attention_bias"] if attention_bias else []
-        context = op("MultiHeadAttention", [q, k, v, *bias], domain="com.microsoft", num_heads=shape.heads)[0]
+        context = op("MultiHeadAttention", [q, k, v, *bias_input], domain="com.microsoft", num_heads=shape.heads)[0]
         attended = linear(context, weights.attention_output, f"{key}.out")
         x = layer_norm(op("Add", [x, attended])[0], f"{key}.attention_norm", weights.attention_norm)
         inner = op("Gelu", [linear(x, weights.ffn_in, f"{key}.ffn_in")])[0]
@@ -205,6 +205,20 @@ def cached_graph(name: str, identity: str, build: Callable[[], bytes]) -> bytes:
     return graph
 
 
+def encoder_inputs(
+    text: str,
+    tokenize: Callable[[str], list[int]],
+    token_embeddings: Callable[[np.ndarray], np.ndarray],
+    attention_bias: Callable[[int], np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """The inputs of an :func:`encoder_graph` for one text (see :class:`OnnxEncoder`)."""
+    tokens = token_embeddings(np.asarray(tokenize(text))).astype(np.float32, copy=False)
+    inputs = {"embeddings": tokens[None]}
+    if attention_bias is not None:
+        inputs["attention_bias"] = attention_bias(len(tokens))
+    return inputs
+
+
 class OnnxEncoder:
     """Runs an :func:`encoder_graph`: texts → L2-normalised float32 rows.
 
@@ -243,10 +257,7 @@ class OnnxEncoder:
         self._attention_bias = attention_bias
 
     def _embed_one(self, text: str) -> np.ndarray:
-        tokens = self._token_embeddings(np.asarray(self._tokenize(text))).astype(np.float32, copy=False)
-        inputs = {"embeddings": tokens[None]}
-        if self._attention_bias is not None:
-            inputs["attention_bias"] = self._attention_bias(len(tokens))
+        inputs = encoder_inputs(text, self._tokenize, self._token_embeddings, self._attention_bias)
         return self._session.run(["pooled"], inputs)[0][0]
 
     def embed(self, texts: list[str]) -> np.ndarray:

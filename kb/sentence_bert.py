@@ -24,6 +24,7 @@ from kb.onnx_encoder import (
     activation_peaks,
     cached_graph,
     encoder_graph,
+    encoder_inputs,
     file_identity,
 )
 
@@ -212,7 +213,9 @@ class SentenceBert:
 
         def build_int8() -> bytes:
             probe = build(int8=False, expose_inputs=True)
-            peaks = activation_peaks(probe, (self._feed(text) for text in CALIBRATION_TEXTS))
+            bias = self._attention_bias if biased else None
+            feeds = (encoder_inputs(t, self._token_ids, self._token_embeddings, bias) for t in CALIBRATION_TEXTS)
+            peaks = activation_peaks(probe, feeds)
             kept = {key: np.sort(np.argsort(peak)[-OUTLIER_CHANNELS:]) for key, peak in peaks.items()}
             return build(int8=True, float_channels=kept)
 
@@ -224,13 +227,6 @@ class SentenceBert:
         self._encoder = OnnxEncoder(
             graph, self.dim, self._token_ids, self._token_embeddings, workers, self._attention_bias if biased else None
         )
-
-    def _feed(self, text: str) -> dict[str, np.ndarray]:
-        ids = np.asarray(self._token_ids(text))
-        feed = {"embeddings": self._token_embeddings(ids).astype(np.float32)[None]}
-        if self._bias_table is not None:
-            feed["attention_bias"] = self._attention_bias(len(ids))
-        return feed
 
     def _token_ids(self, text: str) -> list[int]:
         return self._tokenizer.encode(text).ids

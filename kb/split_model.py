@@ -31,7 +31,11 @@ def _parts(model: str) -> list[importlib.metadata.Distribution]:
 def split_package(model: str) -> str | None:
     """``NAME-pypi-VERSION`` when ``model`` is installed as split packages, else None."""
     parts = _parts(model)
-    return f"{model}-pypi-{parts[0].version}" if parts else None
+    return _package_name(model, parts[0]) if parts else None
+
+
+def _package_name(model: str, first: importlib.metadata.Distribution) -> str:
+    return f"{model}-pypi-{first.version}"
 
 
 def _part_file(part: importlib.metadata.Distribution, model: str) -> Path:
@@ -44,9 +48,10 @@ def _part_file(part: importlib.metadata.Distribution, model: str) -> Path:
 def unpacked_model(model: str) -> Path | None:
     """The model folder of ``model`` installed as split packages, unpacked on first use; None when
     no such packages are installed."""
-    package = split_package(model)
-    if package is None:
+    parts = _parts(model)
+    if not parts:
         return None
+    package = _package_name(model, parts[0])
     target = model_cache_dir() / package
     folder = target / model
     if (folder / "modules.json").is_file():
@@ -56,7 +61,7 @@ def unpacked_model(model: str) -> Path | None:
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{package}.") as scratch:
         joined = Path(scratch) / f"{model}.zip"
         with joined.open("wb") as out:
-            for part in _parts(model):
+            for part in parts:
                 with _part_file(part, model).open("rb") as piece:
                     shutil.copyfileobj(piece, out, 1 << 20)
         unpacked = Path(scratch) / "model"
