@@ -44,7 +44,7 @@ class EmbedderConfig:
     the same vectors in a third of the time)."""
     precision: str = "fp32"
     """For ``onnxruntime``: ``fp32`` (torch's vectors) or ``int8`` (int8 matrix products with the
-    few outlier channels in float32: half the time, a cosine of 0.999 to ``fp32``)."""
+    few outlier channels in float32: a third of the time, a cosine of 0.995 or more to ``fp32``)."""
     weight: float = 1.0
     languages: list[str] = field(default_factory=lambda: ["zh", "en"])
 
