@@ -206,7 +206,7 @@ def _write_confidence(fits: list, path: Path) -> int:
         print(f"{path} left unchanged: no language has enough questions to fit its confidence.", file=sys.stderr)
         return 1
     for fit in fits:
-        values = {"bias": fit.calibration.bias, "w_top": fit.calibration.w_top, "w_gap": fit.calibration.w_gap}
+        values = dataclasses.asdict(fit.calibration)
         try:
             write_settings(path, ("confidence", fit.language), values)
         except (ValueError, OSError) as error:

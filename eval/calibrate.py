@@ -358,7 +358,12 @@ def write_settings(path: Path, section: tuple[str, ...], values: dict[str, float
             pattern = re.compile(rf"^(\s*{key}\s*=\s*)([^#\n]*?)(\s*(#.*)?)$", re.DOTALL)
             row = next((i for i in range(start + 1, end) if pattern.match(lines[i])), None)
             if row is None:
-                lines.insert(start + 1, f"{key} = {value}\n")
+                # After the section's last setting, so that keys keep the order they were added in.
+                last = max(
+                    (i for i in range(start + 1, end) if lines[i].strip() and not lines[i].lstrip().startswith("#")),
+                    default=start,
+                )
+                lines.insert(last + 1, f"{key} = {value}\n")
                 end += 1
             else:
                 lines[row] = pattern.sub(lambda m, v=value: f"{m.group(1)}{v}{m.group(3)}", lines[row])

@@ -1,11 +1,17 @@
 """``kb eval DIR --fit-confidence``: fit the confidence of each language on labelled questions.
 
-The confidence is ``sigmoid(bias + w_top · similarity + w_gap · margin)`` (:mod:`retriever.confidence`):
-the probability that the top entry is the right one. It is fitted as a logistic regression of
-"the top entry is right" (an out-of-scope question never is) on one feature, ``similarity +
-share · margin``, so that ``w_gap = share · w_top``. The margin's share is kept small and fixed:
-a larger one separates right from wrong answers slightly better, but in-scope from out-of-scope
-questions worse.
+The confidence is ``sigmoid(bias + w_top · similarity + w_gap · margin + w_agree · agreement)``
+(:mod:`retriever.confidence`): the probability that the top entry is the right one. It is fitted
+as a logistic regression of "the top entry is right" (an out-of-scope question never is) on one
+feature, ``similarity + share · margin + agreement_share · agreement``, so that ``w_gap = share ·
+w_top`` and ``w_agree = agreement_share · w_top``. The shares are kept small and fixed rather
+than fitted, because the customer sets are small:
+
+- a larger margin share separates right from wrong answers slightly better, but in-scope from
+  out-of-scope questions worse;
+- the agreement (the share of embedders whose own ranking puts the top entry first) raised the
+  AUROC of right against the rest on all four sets measured, Chinese and English (0.918 → 0.932
+  on customer_zh); a share above 0.1 cost answered precision on customer_zh.
 
 As for the thresholds, it is fitted on the even-numbered questions (2nd, 4th, ...) and checked
 on the odd-numbered ones: the AUROC of the confidence for "right" against the rest, and a
@@ -26,6 +32,8 @@ from retriever import confidence
 
 MARGIN_SHARE = 0.15
 """The margin's weight relative to the similarity's."""
+AGREEMENT_SHARE = 0.1
+"""The agreement's weight relative to the similarity's."""
 MIN_QUESTIONS = 40
 """Fewer questions of a language than this are not enough to fit its confidence."""
 
@@ -53,7 +61,10 @@ class LanguageFit:
 
 
 def fit_confidence(
-    outcomes: list[Outcome], configured: dict[str, ConfidenceConfig], share: float = MARGIN_SHARE
+    outcomes: list[Outcome],
+    configured: dict[str, ConfidenceConfig],
+    share: float = MARGIN_SHARE,
+    agreement_share: float = AGREEMENT_SHARE,
 ) -> list[LanguageFit]:
     """One fit per language with enough questions (in the order first met)."""
     languages = list(dict.fromkeys(o.answer.language for o in outcomes))
@@ -63,7 +74,7 @@ def fit_confidence(
         if len(mine) < MIN_QUESTIONS:
             continue
         fit_half, held = split(mine)
-        calibration = _logistic(fit_half, share)
+        calibration = _logistic(fit_half, share, agreement_share)
         if calibration is None:
             continue
         fits.append(
@@ -84,14 +95,15 @@ def _right(outcome: Outcome) -> bool:
     return outcome.query.gold_id is not None and bool(ranking) and ranking[0] == outcome.query.gold_id
 
 
-def _feature(outcome: Outcome, share: float) -> float:
-    return outcome.answer.similarity + share * outcome.answer.margin
+def _feature(outcome: Outcome, share: float, agreement_share: float) -> float:
+    answer = outcome.answer
+    return answer.similarity + share * answer.margin + agreement_share * answer.agreement
 
 
-def _logistic(outcomes: list[Outcome], share: float) -> ConfidenceConfig | None:
+def _logistic(outcomes: list[Outcome], share: float, agreement_share: float) -> ConfidenceConfig | None:
     """Maximum likelihood fit of ``sigmoid(a + b · feature)`` (Newton's method; both classes
     needed)."""
-    x = np.array([_feature(o, share) for o in outcomes if o.answer.candidates])
+    x = np.array([_feature(o, share, agreement_share) for o in outcomes if o.answer.candidates])
     y = np.array([_right(o) for o in outcomes if o.answer.candidates], dtype=float)
     if len(x) < 2 or y.min() == y.max():
         return None
@@ -106,13 +118,14 @@ def _logistic(outcomes: list[Outcome], share: float) -> ConfidenceConfig | None:
         if np.abs(step).max() < 1e-8:
             break
     bias, weight = (round(float(v), 2) for v in theta)
-    return ConfidenceConfig(bias=bias, w_top=weight, w_gap=round(weight * share, 2))
+    return ConfidenceConfig(bias=bias, w_top=weight, w_gap=round(weight * share, 2), w_agree=round(weight * agreement_share, 2))
 
 
 def _confidence(outcome: Outcome, calibration: ConfidenceConfig) -> float:
     if not outcome.answer.candidates:
         return 0.0
-    return confidence(outcome.answer.similarity, outcome.answer.margin, calibration)
+    answer = outcome.answer
+    return confidence(answer.similarity, answer.margin, answer.agreement, calibration)
 
 
 def _auroc(outcomes: list[Outcome], calibration: ConfidenceConfig) -> float | None:

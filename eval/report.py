@@ -268,8 +268,9 @@ def confidence_text(fits: list[LanguageFit], markdown: bool = False) -> str:
         c = fit.calibration
         out.append(
             f"Confidence of {fit.language} ({fit.questions} questions), fitted on the even-numbered ones: "
-            f"bias = {c.bias}, w_top = {c.w_top}, w_gap = {c.w_gap}. Held-out AUROC (right top entry against the "
-            f"rest) {fmt(fit.held_out_auroc)}; with the configured calibration {fmt(fit.configured_auroc)}."
+            f"bias = {c.bias}, w_top = {c.w_top}, w_gap = {c.w_gap}, w_agree = {c.w_agree}. "
+            f"Held-out AUROC (right top entry against the rest) {fmt(fit.held_out_auroc)}; "
+            f"with the configured calibration {fmt(fit.configured_auroc)}."
         )
         rows = [[f"{r.low:.1f}–{r.high:.1f}", str(r.questions), fmt(r.predicted), fmt(r.observed)] for r in fit.reliability]
         out += ["", table(["confidence", "questions", "predicted", "right"], rows, markdown), ""]

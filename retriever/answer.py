@@ -42,9 +42,12 @@ class Answer:
     latency_ms: float = 0.0
     build: str = ""
     similarity: float = 0.0
-    """How close the question is to the top entry; with ``margin``, what ``confidence`` is made of."""
+    """How close the question is to the top entry; with ``margin`` and ``agreement``, what
+    ``confidence`` is made of."""
     margin: float = 0.0
     """How far the top entry leads the runner-up."""
+    agreement: float = 0.0
+    """Share of the embedders whose own ranking puts the top entry first."""
 
     @property
     def answered(self) -> bool:

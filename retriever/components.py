@@ -74,6 +74,8 @@ class Candidate:
     best_phrase: int | None = None
     similarity: float = 0.0
     """Fused score on the raw vectors: how close the question is, for the confidence."""
+    agreement: float = 0.0
+    """Share of the embedders whose own ranking puts this entry first, for the confidence."""
 
 
 @component
@@ -339,8 +341,15 @@ class ScoreFusion:
         similarity = self._fuse([h.raw() for h in present], entries)
         dense = [h for h in present if h.source != "keyword"]
         first = dense[0] if dense else None
+        # Embedders that agree on the top entry are more often right than their fused score alone says.
+        firsts = [max(h.scores, key=h.scores.__getitem__) for h in dense]
         ranked = heapq.nlargest(self.keep, fused.items(), key=lambda item: item[1])
-        return {"candidates": [Candidate(e, s, first.best_phrase.get(e) if first else None, similarity[e]) for e, s in ranked]}
+        return {
+            "candidates": [
+                Candidate(e, s, first.best_phrase.get(e) if first else None, similarity[e], firsts.count(e) / (len(firsts) or 1))
+                for e, s in ranked
+            ]
+        }
 
     def _fuse(self, present: list[EntryHits], entries: list[str]) -> dict[str, float]:
         dense = [h for h in present if h.source != "keyword"]
@@ -373,11 +382,14 @@ class Decision:
     """The top entry's raw fused similarity: what the confidence is computed from, with ``margin``."""
     margin: float = 0.0
     """The top entry's lead over the runner-up, in the ranking's fused scores."""
+    agreement: float = 0.0
+    """Share of the embedders whose own ranking puts the top entry first."""
 
 
 @component
 class AnswerRouter:
-    """Confidence from the top score and its gap to the runner-up, then the action.
+    """Confidence from the top score, its gap to the runner-up and the embedders' agreement on it,
+    then the action.
 
     The money gate comes first and does not depend on any similarity threshold.
     """
@@ -396,12 +408,13 @@ class AnswerRouter:
 
     @component.output_types(decision=Decision)
     def run(self, candidates: list[Candidate], text: str, language: str) -> dict[str, Any]:
-        # How close the question is to the top entry (raw similarity), and how far that entry
-        # leads the runner-up (in the ranking's scores).
+        # How close the question is to the top entry (raw similarity), how far that entry leads
+        # the runner-up (in the ranking's scores), and how many embedders rank it first.
         top = candidates[0].similarity if candidates else 0.0
         gap = candidates[0].score - (candidates[1].score if len(candidates) > 1 else 0.0) if candidates else 0.0
+        agreement = candidates[0].agreement if candidates else 0.0
         calibration = self.calibration.get(language) or ConfidenceConfig()
-        score = confidence(top, gap, calibration) if candidates else 0.0
+        score = confidence(top, gap, agreement, calibration) if candidates else 0.0
         limits = self.thresholds
         close = len(candidates) > 1 and gap < limits.clarify_gap
         if close and score >= limits.clarify:
@@ -415,4 +428,4 @@ class AnswerRouter:
         top_is_money = action != "handoff" and any(r.money for r in self.records.get(candidates[0].entry_id, ()))
         if self.money.matches(text) or top_is_money:
             action, reason = "handoff", "money"
-        return {"decision": Decision(action, reason, score, candidates, float(top), float(gap))}
+        return {"decision": Decision(action, reason, score, candidates, float(top), float(gap), agreement)}

@@ -155,6 +155,7 @@ class Retriever:
             confidence=decision.confidence,
             similarity=decision.similarity,
             margin=decision.margin,
+            agreement=decision.agreement,
             handoff_reason=decision.reason,
             truncated=normalized["truncated"],
             build=kb.build_id,

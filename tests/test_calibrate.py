@@ -170,6 +170,17 @@ def test_write_thresholds_adds_the_section_when_missing(tmp_path):
     assert data == {"content_dir": "content", "retrieval": {"top_k": 100}, "thresholds": {"answer": 0.6, "clarify": 0.3}}
 
 
+def test_a_new_setting_goes_after_the_last_one_of_its_section(tmp_path):
+    from eval.calibrate import write_settings
+
+    path = tmp_path / "kb.toml"
+    path.write_text("[confidence.zh]\nbias = -1.0  # fitted\nw_top = 2.0\n\n# thresholds\n[thresholds]\nanswer = 0.8\n")
+    write_settings(path, ("confidence", "zh"), {"w_top": 3.0, "w_agree": 0.3})
+    assert path.read_text() == (
+        "[confidence.zh]\nbias = -1.0  # fitted\nw_top = 3.0\nw_agree = 0.3\n\n# thresholds\n[thresholds]\nanswer = 0.8\n"
+    )
+
+
 def test_kb_eval_calibrate_write_config(small, tmp_path, capsys):
     folder = write_set(tmp_path / "set")
     target = tmp_path / "product.toml"
@@ -214,6 +225,24 @@ def test_fitted_confidence_rises_with_similarity_and_matches_the_rate_of_right_a
     assert fit.held_out_auroc > 0.8
     for bin_ in fit.reliability:
         assert bin_.observed == pytest.approx(bin_.predicted, abs=0.08)
+
+
+def test_agreement_of_the_embedders_counts_in_the_fitted_confidence():
+    from eval.confidence import fit_confidence
+
+    rng = np.random.default_rng(1)
+    outcomes = []
+    for similarity in rng.uniform(0.7, 0.9, 2000):
+        # At the same similarity, the top entry is right more often when the embedders agree on it.
+        agreement = float(rng.integers(0, 3)) / 2
+        right = rng.random() < 1 / (1 + np.exp(-(-20 + 25 * similarity + 3 * agreement)))
+        outcome = scored(float(similarity), bool(right))
+        outcome.answer.agreement = agreement
+        outcomes.append(outcome)
+    (without,) = fit_confidence(outcomes, {}, share=0.0, agreement_share=0.0)
+    (fit,) = fit_confidence(outcomes, {}, share=0.0, agreement_share=0.1)
+    assert without.calibration.w_agree == 0 and fit.calibration.w_agree == pytest.approx(0.1 * fit.calibration.w_top, abs=0.01)
+    assert fit.held_out_auroc > without.held_out_auroc + 0.02
 
 
 def test_too_few_questions_of_a_language_are_not_fitted():

@@ -155,6 +155,35 @@ def test_dense_retrieval_runs_every_embedder_of_the_question_language_at_once(sa
     assert not any(h.scores for h in parallel.run("", "zh").values())
 
 
+def test_agreement_is_the_share_of_embedders_that_rank_the_entry_first(sample):
+    from retriever.components import EntryHits, ScoreFusion
+
+    a, b, c = list(sample.kb.records)[:3]
+    mpnet = EntryHits("mpnet", 1.5, {a: 0.9, b: 0.8, c: 0.1}, {}, 0.0)
+    use = EntryHits("use", 0.5, {a: 0.5, b: 0.7}, {}, 0.0)
+    keyword = EntryHits("keyword", 0.05, {c: 1.0}, {}, 0.0)
+    fusion = ScoreFusion(sample.kb.records, 0.0)
+    candidates = fusion.run([mpnet, use, keyword])["candidates"]
+    assert {x.entry_id: x.agreement for x in candidates} == {a: 0.5, b: 0.5, c: 0.0}
+    alone = fusion.run([mpnet, keyword])["candidates"]
+    assert alone[0].entry_id == a and alone[0].agreement == 1.0
+
+
+def test_the_embedders_agreeing_raises_the_confidence(sample):
+    answer = sample.ask("我的快递到哪了")
+    assert answer.agreement == 1.0
+    router = sample._state[1].get_component("router")
+    candidates = (
+        sample._state[1]
+        .get_component("fusion")
+        .run(list(sample._state[1].get_component("dense").run(normalize("我的快递到哪了"), "zh").values()))["candidates"]
+    )
+    assert candidates[0].entry_id == answer.entry_id
+    candidates[0].agreement = 0.5
+    disagreeing = router.run(candidates, normalize("我的快递到哪了"), "zh")["decision"]
+    assert disagreeing.confidence < answer.confidence
+
+
 def test_branches_are_split_into_lanes_slowest_first():
     from retriever.components import DenseRetrievers
 
