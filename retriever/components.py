@@ -341,8 +341,10 @@ class ScoreFusion:
         similarity = self._fuse([h.raw() for h in present], entries)
         dense = [h for h in present if h.source != "keyword"]
         first = dense[0] if dense else None
-        # Embedders that agree on the top entry are more often right than their fused score alone says.
-        firsts = [max(h.scores, key=h.scores.__getitem__) for h in dense]
+        # Embedders that agree on the top entry are more often right than their fused score alone
+        # says. Each one's first among the entries that can be answered today.
+        valid = set(entries)
+        firsts = [max((e for e in h.scores if e in valid), key=h.scores.__getitem__, default=None) for h in dense]
         ranked = heapq.nlargest(self.keep, fused.items(), key=lambda item: item[1])
         return {
             "candidates": [
@@ -379,7 +381,8 @@ class Decision:
     confidence: float
     candidates: list[Candidate]
     similarity: float = 0.0
-    """The top entry's raw fused similarity: what the confidence is computed from, with ``margin``."""
+    """The top entry's raw fused similarity: what the confidence is computed from, with ``margin``
+    and ``agreement``."""
     margin: float = 0.0
     """The top entry's lead over the runner-up, in the ranking's fused scores."""
     agreement: float = 0.0

@@ -167,6 +167,11 @@ def test_agreement_is_the_share_of_embedders_that_rank_the_entry_first(sample):
     assert {x.entry_id: x.agreement for x in candidates} == {a: 0.5, b: 0.5, c: 0.0}
     alone = fusion.run([mpnet, keyword])["candidates"]
     assert alone[0].entry_id == a and alone[0].agreement == 1.0
+    # An entry that cannot be answered today (an expired promotion) takes no embedder's vote.
+    sale = "promotion-year-end-sale"
+    e5 = EntryHits("e5", 1.0, {sale: 0.95, a: 0.9}, {}, 0.0)
+    after_sale = ScoreFusion(sample.kb.records, 0.0, today=date(2027, 1, 1)).run([e5, use])["candidates"]
+    assert sale not in [x.entry_id for x in after_sale] and after_sale[0].entry_id == a and after_sale[0].agreement == 0.5
 
 
 def test_the_embedders_agreeing_raises_the_confidence(sample):
