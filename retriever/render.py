@@ -43,7 +43,7 @@ def format_steps(steps: Steps, language: str, numbering: str = "digits") -> str:
     lines = [
         f"{words['conclusion']}{separator}{steps.conclusion}",
         f"{words['reason']}{separator}{steps.reason}",
-        f"{words['instruction']}{separator}",
+        f"{words['instruction']}{separator}".rstrip(),  # the numbered steps follow on their own lines
     ]
     lines += [f"{number(i)}{line}" for i, line in enumerate(steps.instruction)]
     return "\n".join(lines)

@@ -34,7 +34,9 @@ def test_english_question_gets_the_english_version(sample):
     answer = sample.ask("ＨＯＷ ｌｏｎｇ does delivery take")
     assert (answer.action, answer.entry_id, answer.language) == ("answer", "shipping-time", "en")
     assert detect_language(answer.steps.conclusion) == "en"
-    assert "Conclusion:" in render_answer(answer)
+    text = render_answer(answer)
+    assert "Conclusion:" in text and "\nSteps:\n1. " in text
+    assert not any(line != line.rstrip() for line in text.splitlines())  # no trailing spaces in a chat message
 
 
 def test_english_question_without_an_english_faq_is_answered_from_the_english_policy(sample):
