@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.metadata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cache
@@ -109,6 +110,8 @@ class PreviousBuild:
 
 _READER_MODULES = ("ingest.markdown", "ingest.faq", "ingest.policy", "ingest.phrases", "ingest.content", "kb.text", "kb.model")
 """The code that turns a content file into records and phrases."""
+_READER_PACKAGES = ("opencc", "rjieba")
+"""... and the libraries it calls whose output a phrase keeps (simplified text, keyword tokens)."""
 
 
 @cache
@@ -118,4 +121,6 @@ def reader() -> str:
     digest = hashlib.sha256()
     for name in _READER_MODULES:
         digest.update(Path(importlib.import_module(name).__file__).read_bytes())
+    for package in _READER_PACKAGES:
+        digest.update(f"{package}=={importlib.metadata.version(package)}".encode())
     return digest.hexdigest()[:16]

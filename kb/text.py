@@ -25,6 +25,7 @@ _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 
 @lru_cache(maxsize=1)
 def _t2s():
+    # OpenCC's own C++ library: the conversion of the pure-Python ports, thirty times faster.
     from opencc import OpenCC
 
     return OpenCC("t2s")
@@ -56,17 +57,6 @@ def detect_language(text: str) -> str:
     return "zh" if _CJK.search(text) else "en"
 
 
-@lru_cache(maxsize=1)
-def _jieba():
-    import logging
-
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return jieba
-
-
 # Words too common to say anything about which entry is meant.
 _STOP = frozenset(
     "的 了 吗 呢 吧 啊 呀 么 我 你 您 是 在 有 和 就 都 也 还 要 会 能 可以 怎么 怎样 如何 什么 "
@@ -78,17 +68,17 @@ _STOP = frozenset(
 
 
 def keyword_tokens(text: str) -> list[str]:
-    """Tokens for keyword search of an already normalised text: jieba words for Chinese, words
-    and numbers for the rest, stop words dropped. Order numbers and product names survive whole."""
-    tokens: list[str] = []
-    if _CJK.search(text):
-        for word in _jieba().lcut_for_search(text):
-            word = word.strip()
-            if word and word not in _STOP and not unicodedata.category(word[0]).startswith("P"):
-                tokens.extend(_WORD.findall(word) if word.isascii() else [word])
-    else:
-        tokens = [w for w in _WORD.findall(text) if w not in _STOP]
-    return tokens
+    """Tokens for keyword search of an already normalised text, stop words dropped: jieba's
+    search-mode words for Chinese (a long word and the shorter ones in it), and for Latin
+    letters and digits, in any language, words and numbers. Order numbers and product names
+    survive whole."""
+    latin = [w for w in _WORD.findall(text) if w not in _STOP]
+    if not _CJK.search(text):
+        return latin
+    import rjieba  # jieba-rs: jieba's dictionary and segmentation, twenty times faster
+
+    words = rjieba.cut_for_search(text)
+    return [w for w in words if not w.isascii() and w not in _STOP and not unicodedata.category(w[0]).startswith("P")] + latin
 
 
 _SENTENCE_END = re.compile(r"(?<=[。！？；!?;])|(?<=\.)\s+")

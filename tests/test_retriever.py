@@ -9,7 +9,7 @@ import pytest
 
 from ingest import build
 from kb.config import ThresholdConfig
-from kb.text import detect_language, normalize
+from kb.text import detect_language, keyword_tokens, normalize
 from retriever import Retriever, render_answer
 
 
@@ -19,6 +19,15 @@ def test_normalize_folds_scripts_widths_case_and_emoji():
     assert normalize("  订单\t\n号 ") == "订单 号"
     assert detect_language("我的order到了吗") == "zh"
     assert detect_language("where is my order") == "en"
+
+
+def test_keyword_tokens_split_chinese_words_and_keep_latin_words_whole():
+    tokens = keyword_tokens(normalize("我的羽绒服订单 SO-20261130-0042 還沒發貨，can't wait 7-day"))
+    assert {"羽绒", "羽绒服", "订单", "发货"} <= set(tokens)  # search mode: the long word and the short ones in it
+    assert tokens.count("day") == 1 and tokens.count("so") == 1  # each Latin word once, hyphenated or not
+    assert {"20261130", "0042", "can't", "wait", "7"} <= set(tokens)
+    assert "的" not in tokens and "，" not in tokens and "," not in tokens
+    assert keyword_tokens("can't wait 7-day") == ["can't", "wait", "7", "day"]
 
 
 @pytest.mark.parametrize("question", ["东西坏了能退吗", "東西壞了能退嗎？", "买的耳机坏了可以退吗😭"])
