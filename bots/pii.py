@@ -1,6 +1,6 @@
-"""Personal data masked before it is logged, stored or shown to an agent (see domain.md,
-"Personal data"): a phone as 138****5678, only the last four digits of a card or ID number,
-an e-mail without its name, an address without its street and number.
+"""Personal data masked before it is logged, stored or shown to an agent
+(docs/service-rules.md#personal-data): a phone as 138****5678, only the last four digits of a
+card or ID number, an e-mail without its name, an address without its street and number.
 
 Order numbers are not personal data and stay readable: they are what agents search by.
 """

@@ -4,7 +4,7 @@
 - ``POST /api/ask``: ``{"question": ...}`` → the answer (with ``user_id``: the whole engine);
 - the agent API under ``/api/agent`` (Bearer token from ``[agents] token`` / ``KB_AGENT_TOKEN``):
   list open tickets, read one, take, reply (sent through the customer's channel), close;
-- the channels' webhooks, which mount themselves with :func:`register_channel`.
+- the channels' webhooks, which mount themselves through the :class:`~bots.channels.ChannelHub`.
 
 The knowledge base is reloaded when a new build lands, between requests: a question under way
 finishes on the build it started with.
@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
@@ -25,18 +25,17 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from bots.engine import Engine, TicketError
-from bots.reply import Delivery, Reply
+from bots.channels import ChannelHub
+from bots.channels.telegram import mount_telegram
+from bots.channels.wechat import mount_wechat
+from bots.conversation import Engine
+from bots.desk import TicketClosed, TicketNotFound
 from bots.settings import Settings, load_settings
-from bots.telegram import mount_telegram
-from bots.wechat import mount_wechat
 from kb.config import Config
+from kb.vocabulary import OPEN_TICKET_STATES, TicketState
 from retriever import render_answer
 
 log = logging.getLogger("kb.server")
-
-ChannelSender = Callable[[str, list[Reply]], Awaitable[None]]
-"""Sends replies to a customer of one channel: ``await send(user_id, replies)``."""
 
 
 class AskRequest(BaseModel):
@@ -54,49 +53,33 @@ class AgentReply(AgentAction):
     text: str = Field(min_length=1, max_length=4000)
 
 
-def register_channel(app: FastAPI, channel: str, sender: ChannelSender) -> None:
-    """Agents' replies to ``channel``'s customers go out through ``sender``."""
-    app.state.channels[channel] = sender
-
-
-async def deliver(app: FastAPI, delivery: Delivery | None) -> bool:
-    """Send a delivery through its channel. False when the channel cannot push messages."""
-    if delivery is None or not delivery.replies:
-        return False
-    sender = app.state.channels.get(delivery.channel)
-    if sender is None:
-        return False
-    await sender(delivery.user_id, delivery.replies)
-    return True
-
-
 def create_app(
     config: Config, engine: Engine | None = None, settings: Settings | None = None, reload_every: float = 2.0
 ) -> FastAPI:
     """The application. ``engine`` defaults to one over the configured knowledge base."""
     settings = settings or load_settings(config)
     engine = engine or Engine.from_config(config, settings=settings)
+    hub = ChannelHub.for_engine(engine)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(engine.retriever.warm_up)
-        tasks = [asyncio.create_task(_reload_loop(engine, reload_every)), asyncio.create_task(_escalation_loop(app))]
+        loops = [lambda: _reload_loop(engine, reload_every), lambda: _escalation_loop(hub), *hub.loops]
+        tasks = [asyncio.create_task(loop()) for loop in loops]
         try:
             yield
         finally:
             for task in tasks:
                 task.cancel()
-            for hook in app.state.shutdown_hooks:
+            for hook in hub.shutdown_hooks:
                 await hook()
 
     app = FastAPI(title="Knowledge-base bot", lifespan=lifespan, docs_url="/docs")
     app.state.engine = engine
     app.state.config = config
     app.state.settings = settings
-    app.state.channels = {}
-    app.state.shutdown_hooks = []
-    app.state.ticket_listeners = []
-    """``async def listener(event, ticket)``: "opened" or "escalated" tickets (e.g. post to agents)."""
+    app.state.hub = hub
+    app.state.channels = hub.senders
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -124,7 +107,7 @@ def create_app(
             return {**answer.to_dict(), "text": render_answer(answer)}
         turn = await run_in_threadpool(engine.handle, body.channel, body.user_id, body.question)
         if turn.handed_off and turn.ticket is not None:
-            await notify(request.app, "opened", turn.ticket)
+            await hub.notify("opened", turn.ticket)
         return {
             "replies": [{"kind": r.kind, "text": r.plain(), "entry_id": r.entry_id} for r in turn.replies],
             "silent": turn.silent,
@@ -136,35 +119,35 @@ def create_app(
     agents = Depends(agent_token)
 
     # Channels mount their webhooks here (each does nothing unless its section is configured).
-    mount_wechat(app, config, engine)
-    mount_telegram(app, config, engine)
+    app.state.wechat = mount_wechat(app, config, hub)
+    app.state.telegram = mount_telegram(app, config, hub)
 
     @app.get("/api/agent/tickets", dependencies=[agents])
     def list_tickets(state: str = "open") -> list[dict[str, Any]]:
-        states = {"open": ("waiting", "human"), "closed": ("closed",), "all": ("waiting", "human", "closed")}.get(state)
+        states = {"open": OPEN_TICKET_STATES, "closed": (TicketState.CLOSED,), "all": tuple(TicketState)}.get(state)
         if states is None:
             raise HTTPException(400, "state is open, closed or all")
-        return [_summary(t) for t in engine.tickets(states)]
+        return [_summary(t) for t in engine.desk.tickets(states)]
 
     @app.get("/api/agent/tickets/{ticket_id}", dependencies=[agents])
     def read_ticket(ticket_id: str) -> dict[str, Any]:
-        return _ticket_call(engine.ticket, ticket_id).to_dict()
+        return _ticket_call(engine.desk.ticket, ticket_id).to_dict()
 
     @app.post("/api/agent/tickets/{ticket_id}/take", dependencies=[agents])
     def take(ticket_id: str, body: AgentAction) -> dict[str, Any]:
-        return _ticket_call(engine.take, ticket_id, body.agent).to_dict()
+        return _ticket_call(engine.desk.take, ticket_id, body.agent).to_dict()
 
     @app.post("/api/agent/tickets/{ticket_id}/reply", dependencies=[agents])
     async def reply(ticket_id: str, body: AgentReply, request: Request) -> dict[str, Any]:
-        delivery = await run_in_threadpool(_ticket_call, engine.agent_reply, ticket_id, body.agent, body.text)
-        sent = await deliver(request.app, delivery)
+        delivery = await run_in_threadpool(_ticket_call, engine.desk.reply, ticket_id, body.agent, body.text)
+        sent = await hub.deliver(delivery)
         return {"ticket": delivery.ticket.to_dict(), "delivered": sent}
 
     @app.post("/api/agent/tickets/{ticket_id}/close", dependencies=[agents])
     async def close(ticket_id: str, body: AgentAction, request: Request) -> dict[str, Any]:
-        delivery = await run_in_threadpool(_ticket_call, engine.close, ticket_id, body.agent)
-        sent = await deliver(request.app, delivery)
-        return {"ticket": engine.ticket(ticket_id).to_dict(), "delivered": sent}
+        delivery = await run_in_threadpool(_ticket_call, engine.desk.close, ticket_id, body.agent)
+        sent = await hub.deliver(delivery)
+        return {"ticket": engine.desk.ticket(ticket_id).to_dict(), "delivered": sent}
 
     return app
 
@@ -172,23 +155,16 @@ def create_app(
 def _ticket_call(function: Callable[..., Any], *args: Any) -> Any:
     try:
         return function(*args)
-    except TicketError as error:
-        raise HTTPException(404 if "no ticket" in str(error) else 409, str(error)) from None
+    except TicketNotFound as error:
+        raise HTTPException(404, str(error)) from None
+    except TicketClosed as error:
+        raise HTTPException(409, str(error)) from None
 
 
 def _summary(ticket: Any) -> dict[str, Any]:
     data = ticket.to_dict()
     data.pop("messages")
     return data
-
-
-async def notify(app: FastAPI, event: str, ticket: Any) -> None:
-    """Tell the ticket listeners (a failing listener is logged, never fatal)."""
-    for listener in app.state.ticket_listeners:
-        try:
-            await listener(event, ticket)
-        except Exception:
-            log.exception("ticket listener failed on %s %s", event, ticket.id)
 
 
 async def _reload_loop(engine: Engine, every: float) -> None:
@@ -201,12 +177,13 @@ async def _reload_loop(engine: Engine, every: float) -> None:
             log.exception("could not load the new build; the previous one keeps serving")
 
 
-async def _escalation_loop(app: FastAPI, every: float = 60.0) -> None:
+async def _escalation_loop(hub: ChannelHub, every: float = 60.0) -> None:
+    hours = hub.engine.settings.escalate_after_hours
     while True:
         try:
-            for ticket in await run_in_threadpool(app.state.engine.escalate_overdue):
-                log.warning("ticket %s escalated: untouched for 24 hours", ticket.id)
-                await notify(app, "escalated", ticket)
+            for ticket in await run_in_threadpool(hub.engine.desk.escalate_overdue):
+                log.warning("ticket %s escalated: untouched for %g hours", ticket.id, hours)
+                await hub.notify("escalated", ticket)
         except Exception:
             log.exception("escalation check failed")
         await asyncio.sleep(every)

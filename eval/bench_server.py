@@ -50,7 +50,7 @@ def figures(label: str, latencies_ms: list[float], seconds: float | None = None)
 
 
 def engine_overhead(config_path: Path | None, texts: list[str]) -> None:
-    from bots.engine import Engine
+    from bots.conversation.engine import Engine
     from kb.config import load_config
 
     config = load_config(config_path)

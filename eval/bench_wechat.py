@@ -59,7 +59,7 @@ LATE = 4.5
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bots.engine import Engine
+    from bots.conversation.engine import Engine
     from bots.server import create_app
     from bots.settings import load_settings
     from kb.config import load_config

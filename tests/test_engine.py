@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bots.engine import TicketError
+from bots.desk import TicketError
 from retriever import Retriever
 from tests.conftest import Clock
 
@@ -111,31 +111,31 @@ def test_a_retried_handoff_opens_no_second_ticket(engine):
     again = engine.request_agent("test", "u1")
     assert first.handed_off and not again.handed_off
     assert again.ticket.id == first.ticket.id
-    assert [t.id for t in engine.tickets()] == [first.ticket.id]
+    assert [t.id for t in engine.desk.tickets()] == [first.ticket.id]
 
 
 def test_the_bot_is_silent_while_an_agent_has_the_customer_and_the_ticket_gets_the_messages(engine):
     ticket = engine.handle("test", "u1", "转人工").ticket
     turn = engine.handle("test", "u1", "东西坏了能退吗")
     assert turn.silent and turn.replies == []
-    engine.take(ticket.id, "alice")
+    engine.desk.take(ticket.id, "alice")
     assert engine.handle("test", "u1", "还在吗").silent
-    texts = [m.text for m in engine.ticket(ticket.id).messages if m.author == "customer"]
+    texts = [m.text for m in engine.desk.ticket(ticket.id).messages if m.author == "customer"]
     assert texts == ["转人工", "东西坏了能退吗", "还在吗"]
     assert engine.store.questions()[-1].outcome == "silent"
 
 
 def test_an_agent_reply_is_delivered_and_closing_gives_the_customer_back_to_the_bot(engine):
     ticket = engine.handle("telegram", "42", "转人工").ticket
-    delivery = engine.agent_reply(ticket.id, "alice", "您好，我是小美，马上帮您看")
+    delivery = engine.desk.reply(ticket.id, "alice", "您好，我是小美，马上帮您看")
     assert (delivery.channel, delivery.user_id) == ("telegram", "42")
     assert delivery.replies[0].plain() == "您好，我是小美，马上帮您看"
     assert delivery.ticket.state == "human" and delivery.ticket.agent == "alice"
-    closed = engine.close(ticket.id, "alice")
+    closed = engine.desk.close(ticket.id, "alice")
     assert closed.ticket.state == "closed" and closed.replies[0].kind == "closed"
-    assert engine.close(ticket.id, "alice") is None  # closing twice changes nothing
+    assert engine.desk.close(ticket.id, "alice") is None  # closing twice changes nothing
     with pytest.raises(TicketError):
-        engine.agent_reply(ticket.id, "alice", "too late")
+        engine.desk.reply(ticket.id, "alice", "too late")
     assert engine.handle("telegram", "42", "东西坏了能退吗").replies[0].kind == "answer"
 
 
@@ -145,13 +145,13 @@ def test_an_untouched_ticket_escalates_after_24_hours(make_engine):
     quiet = engine.handle("test", "a", "转人工").ticket
     busy = engine.handle("test", "b", "转人工").ticket
     clock.advance(20 * 3600)
-    engine.agent_reply(busy.id, "alice", "在的")
-    assert engine.escalate_overdue() == []
+    engine.desk.reply(busy.id, "alice", "在的")
+    assert engine.desk.escalate_overdue() == []
     clock.advance(4 * 3600 + 1)
-    escalated = engine.escalate_overdue()
+    escalated = engine.desk.escalate_overdue()
     assert [t.id for t in escalated] == [quiet.id]
     assert escalated[0].priority == "urgent" and escalated[0].escalated_at == clock.now
-    assert engine.escalate_overdue() == []  # once
+    assert engine.desk.escalate_overdue() == []  # once
 
 
 def test_outside_service_hours_the_customer_is_told_when_an_agent_answers(make_engine):
@@ -206,4 +206,4 @@ def test_sql_looking_text_is_just_text(engine):
     turn = engine.handle("test", "u1", "'; DROP TABLE tickets; --")
     assert turn.replies
     assert engine.store.questions()[-1].question == "'; DROP TABLE tickets; --"
-    assert engine.tickets() is not None
+    assert [t.id for t in engine.desk.tickets()] == [engine.handle("test", "u1", "转人工").ticket.id]

@@ -141,8 +141,8 @@ def test_no_raw_phone_card_id_or_email_reaches_the_database(make_engine, tmp_pat
     ]
     for message in messages:
         engine.handle("test", "u1", message)
-    ticket = engine.tickets()[0]
-    engine.agent_reply(ticket.id, "alice", "请确认手机 13812345678 是否正确")
+    ticket = engine.desk.tickets()[0]
+    engine.desk.reply(ticket.id, "alice", "请确认手机 13812345678 是否正确")
     engine.store.add_feedback("test", "u1", None, False, "13812345678", 0)
     engine.store.close()
     database = sqlite3.connect(engine.store.path)

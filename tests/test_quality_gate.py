@@ -7,7 +7,7 @@ import tomllib
 import pytest
 
 from eval.run import evaluate
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require
 
 FLOORS = tomllib.loads((ROOT / "eval" / "floors.toml").read_text(encoding="utf-8"))
 
@@ -20,8 +20,7 @@ def check(metrics: dict, floors: dict[str, float]) -> list[str]:
 @pytest.mark.parametrize("folder", sorted(FLOORS))
 def test_quality_does_not_drop_below_the_floors(folder, sample_config):
     path = ROOT / folder
-    if not path.exists():
-        pytest.skip(f"{folder} is not on this machine")
+    require(path.exists(), f"the question set {folder}", "the dev sets come in ../shared/eval beside the repository")
     assert check(evaluate(sample_config, path), FLOORS[folder]) == []
 
 

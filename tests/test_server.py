@@ -8,9 +8,9 @@ import threading
 import httpx
 import pytest
 
-from bots.engine import Engine
+from bots.conversation.engine import Engine
 from bots.orders import DemoOrderBackend
-from bots.server import create_app, register_channel
+from bots.server import create_app
 from bots.settings import load_settings
 from bots.store import SqliteStateStore
 from ingest import build
@@ -30,7 +30,7 @@ def server(sample_config, make_engine, monkeypatch):
     async def send(user_id, replies):
         sent.extend((user_id, r.plain()) for r in replies)
 
-    register_channel(app, "api", send)
+    app.state.hub.register_sender("api", send)
     with live_server(app) as url, httpx.Client(base_url=url, timeout=30) as http:
         http.sent = sent
         yield http

@@ -25,16 +25,16 @@ import xmltodict
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 
-from bots.messages import say
+from bots.channels.wechat.client import CustomerServiceClient, StoreSession
+from bots.channels.wechat.dispatch import dispatch
+from bots.channels.wechat.format import MAX_BYTES, render, shorten, split
+from bots.channels.wechat.sessions import release_idle
+from bots.channels.wechat.settings import WeChatSettings
 from bots.orders import DemoOrderBackend
-from bots.reply import Reply, Turn
+from bots.replies.messages import say
+from bots.replies.reply import Reply, Turn
 from bots.server import create_app
 from bots.store import SqliteStateStore
-from bots.wechat.client import CustomerServiceClient, StoreSession
-from bots.wechat.dispatch import dispatch
-from bots.wechat.format import MAX_BYTES, render, shorten, split
-from bots.wechat.sessions import release_idle
-from bots.wechat.settings import WeChatSettings
 from tests.conftest import Clock
 from tests.live import live_server
 
@@ -442,22 +442,22 @@ def test_handoff_tells_the_customer_then_transfers_and_follows_the_session(start
     assert reply["MsgType"] == "transfer_customer_service"
     assert reply["ToUserName"] == user and reply["FromUserName"] == ACCOUNT
     assert len(app.api.texts(user)) == 1 and "人工客服" in app.api.texts(user)[0]
-    ticket = app.engine.tickets()[0]
+    ticket = app.engine.desk.tickets()[0]
     assert ticket.channel == "wechat" and ticket.user_id == user and ticket.reason == "requested"
 
     # While the agent has it: transferred again, nothing said, the message kept on the ticket.
     assert wechat.ask(user, "我的订单还没到")["MsgType"] == "transfer_customer_service"
     assert wechat.reply(wechat.post(wechat.image(user)))["MsgType"] == "transfer_customer_service"
-    messages = [m.text for m in app.engine.ticket(ticket.id).messages]
+    messages = [m.text for m in app.engine.desk.ticket(ticket.id).messages]
     assert "我的订单还没到" in messages and "[image]" in messages
     assert len(app.api.texts(user)) == 1
 
     # WeChat reports the agent, then the end of the session: the ticket follows, silently.
     account = "<KfAccount><![CDATA[alice@shop]]></KfAccount>"
     assert wechat.reply(wechat.post(wechat.event(user, "kf_create_session", extra=account))) == "success"
-    assert app.engine.ticket(ticket.id).state == "human" and app.engine.ticket(ticket.id).agent == "alice@shop"
+    assert app.engine.desk.ticket(ticket.id).state == "human" and app.engine.desk.ticket(ticket.id).agent == "alice@shop"
     assert wechat.reply(wechat.post(wechat.event(user, "kf_close_session", extra=account))) == "success"
-    assert app.engine.ticket(ticket.id).state == "closed"
+    assert app.engine.desk.ticket(ticket.id).state == "closed"
     assert len(app.api.texts(user)) == 1
     assert wechat.ask(user, "东西坏了能退吗")["MsgType"] == "text"
 
@@ -468,20 +468,20 @@ def test_tickets_follow_wechat_releasing_idle_sessions(start, make_engine):
     wechat = app.wechat()
     for user in ("o-idle-1", "o-idle-2"):
         assert wechat.ask(user, "转人工")["MsgType"] == "transfer_customer_service"
-    first, second = sorted(app.engine.tickets(), key=lambda t: t.user_id)
+    first, second = sorted(app.engine.desk.tickets(), key=lambda t: t.user_id)
     clock.advance(20 * 60)
     assert wechat.ask("o-idle-2", "还在吗")["MsgType"] == "transfer_customer_service"  # touches ticket 2
     clock.advance(11 * 60)
     # The server's periodic check closes the first; the second had a message 11 minutes ago.
     end = time.monotonic() + 5
-    while app.engine.ticket(first.id).state != "closed" and time.monotonic() < end:
+    while app.engine.desk.ticket(first.id).state != "closed" and time.monotonic() < end:
         time.sleep(0.02)
-    assert app.engine.ticket(first.id).state == "closed" and app.engine.ticket(second.id).state == "waiting"
+    assert app.engine.desk.ticket(first.id).state == "closed" and app.engine.desk.ticket(second.id).state == "waiting"
     assert release_idle(app.engine, 30) == []
     # A message after WeChat released the session is answered, not met with silence.
     clock.advance(20 * 60)
     assert wechat.ask("o-idle-2", "东西坏了能退吗")["MsgType"] == "text"
-    assert app.engine.ticket(second.id).state == "closed"
+    assert app.engine.desk.ticket(second.id).state == "closed"
 
 
 def test_a_message_after_wechat_released_the_session_is_answered(make_engine):
@@ -493,14 +493,14 @@ def test_a_message_after_wechat_released_the_session_is_answered(make_engine):
     clock.advance(31 * 60)
     outcome = dispatch(engine, message, 30)
     assert not outcome.transfer and "结论" in outcome.text
-    assert engine.tickets() == []
+    assert engine.desk.tickets() == []
 
 
 def test_an_agents_reply_goes_out_through_the_customer_service_api(start):
     app = start()
     wechat, user = app.wechat(), "o-user-9"
     wechat.ask(user, "转人工")
-    ticket = app.engine.tickets()[0]
+    ticket = app.engine.desk.tickets()[0]
     response = httpx.post(
         f"{app.url}/api/agent/tickets/{ticket.id}/reply",
         json={"agent": "alice", "text": "您好，我来帮您查一下。"},

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bots.settings import OrderSettings
-
 STATUSES = ("unpaid", "paid", "shipped", "in_transit", "out_for_delivery", "delivered", "cancelled", "returning")
 
 
@@ -51,14 +49,3 @@ class OrderBackend(Protocol):
     def get(self, number: str) -> Order | None:
         """The order, None when there is no such order; :class:`OrderBackendError` on failure."""
         ...
-
-
-def open_backend(settings: OrderSettings) -> OrderBackend:
-    """The backend the configuration names."""
-    if settings.backend == "http":
-        from bots.orders.http import HttpOrderBackend
-
-        return HttpOrderBackend(settings.base_url, settings.auth_header, settings.auth_token, settings.timeout)
-    from bots.orders.demo import DemoOrderBackend
-
-    return DemoOrderBackend(settings.demo_path)

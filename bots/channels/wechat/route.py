@@ -1,0 +1,279 @@
+"""The WeChat Official Account webhook in ``kb serve``: ``GET`` and ``POST`` on ``[wechat] path``.
+
+WeChat gives a passive reply 5 seconds and then retries. Each message is claimed once
+(:mod:`bots.channels.wechat.dedup`), answered by the engine in a worker thread within
+``reply_budget_seconds``, and otherwise answered ``success`` at once and sent afterwards through
+the customer-service message API, exactly one time. A handoff tells the customer what happens
+next through that API, then replies ``transfer_customer_service`` so that WeChat hands the
+customer to its agent system; agents' replies from the agent API go out the same way.
+
+Every request ends in 200 (a reply, or ``success``), 400 (unreadable or too large) or 403 (not
+signed with our token, and then nothing is read or processed); never 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from fastapi import FastAPI, HTTPException, Request, Response
+from starlette.concurrency import run_in_threadpool
+from wechatpy.messages import BaseMessage
+
+from bots.channels.hub import ChannelHub
+from bots.channels.wechat import dedup
+from bots.channels.wechat.client import CustomerServiceClient, make_client
+from bots.channels.wechat.dispatch import Outcome, dispatch
+from bots.channels.wechat.envelope import (
+    BadRequest,
+    Forbidden,
+    Inbound,
+    check_handshake,
+    open_request,
+    seal,
+    text_reply,
+    transfer_reply,
+)
+from bots.channels.wechat.format import render, shorten, split
+from bots.channels.wechat.sessions import release_idle
+from bots.channels.wechat.settings import CHANNEL, WeChatSettings, load_wechat_settings
+from bots.conversation import Engine
+from bots.replies.messages import say
+from bots.replies.reply import Reply
+from kb.config import Config
+
+log = logging.getLogger("kb.wechat")
+
+SUCCESS = "success"
+REPLY_MARGIN = 0.2
+"""Seconds of the budget kept for sealing and sending the reply once the engine is done."""
+
+
+class WeChatWebhook:
+    """The webhook's state: settings, the engine, the customer-service client, and the
+    background sends still under way (kept so that a shutdown waits for them)."""
+
+    def __init__(
+        self,
+        settings: WeChatSettings,
+        hub: ChannelHub,
+        client: CustomerServiceClient | None,
+    ) -> None:
+        self.settings = settings
+        self.engine = hub.engine
+        self.claims = hub.claims
+        self.client = client
+        self.notify = hub.notify
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.limiter: anyio.CapacityLimiter | None = None
+
+    # requests
+
+    async def handshake(self, request: Request) -> Response:
+        """Server verification: ``echostr`` back when the request is signed with our token."""
+        try:
+            echostr = check_handshake(self.settings, dict(request.query_params))
+        except Forbidden:
+            return Response(status_code=403)
+        except BadRequest:
+            return Response(status_code=400)
+        return Response(echostr, media_type="text/plain")
+
+    async def receive(self, request: Request) -> Response:
+        """A message or event: the passive reply, within the budget."""
+        budget = self.settings.reply_budget_seconds
+        # The reply must be on its way by the end of the budget: keep a little for writing it.
+        deadline = time.monotonic() + budget - min(REPLY_MARGIN, budget / 10)
+        try:
+            body = await self._body(request)
+            inbound = open_request(self.settings, dict(request.query_params), body)
+        except Forbidden:
+            return Response(status_code=403)
+        except BadRequest as error:
+            log.info("refused a WeChat request: %s", error)
+            return Response(status_code=400)
+        except Exception:
+            log.exception("could not read a WeChat request")
+            return Response(status_code=400)
+        try:
+            xml = await self._reply(inbound, deadline)
+            body_text, media_type = seal(self.settings, inbound, xml)
+        except Exception:
+            log.exception("WeChat message %s not answered", inbound.data.get("MsgId"))
+            body_text, media_type = SUCCESS, "text/plain"
+        return Response(body_text, media_type=media_type)
+
+    async def _body(self, request: Request) -> bytes:
+        limit = self.settings.max_body_bytes
+        length = request.headers.get("content-length", "")
+        if length and (not length.isdigit() or int(length) > limit):
+            raise BadRequest("body too large")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise BadRequest("body too large")
+        return bytes(body)
+
+    async def _reply(self, inbound: Inbound, deadline: float) -> str:
+        """The reply (plaintext XML or ``success``), given once per message and then repeated.
+
+        Claiming and answering is one job that outlives the request when it must: at the deadline
+        WeChat gets ``success``, and the answer goes out through the API when it is ready. The
+        claim is inside the job too, so that a wait for a worker thread is within the budget."""
+        key = dedup.message_key(inbound.data)
+        job = self.spawn(self._work(inbound.message, key))
+        try:
+            first, outcome = await asyncio.wait_for(asyncio.shield(job), timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            log.warning("WeChat message from %s not answered within the budget", _short(inbound.message.source))
+            self.spawn(self._late(key, inbound.message.source, job))
+            return SUCCESS
+        if not first or outcome is None:
+            return await dedup.wait_for_reply(self.claims, key, deadline) or SUCCESS
+        xml = await self._passive(inbound, outcome, deadline)
+        await dedup.record_reply(self.claims, key, xml)
+        return xml
+
+    async def _work(self, message: BaseMessage, key: str) -> tuple[bool, Outcome | None]:
+        """(first delivery?, what to answer): claim the message, then let the engine answer it."""
+        if not await dedup.claim(self.claims, key):
+            return False, None
+        if self.limiter is None:
+            # Engine work gets its own worker threads: a queue of slow answers must not hold up
+            # the quick store calls of other requests (claims, replies to retries).
+            self.limiter = anyio.CapacityLimiter(self.settings.max_concurrent_answers)
+        timeout = self.settings.session_timeout_minutes
+        outcome = await anyio.to_thread.run_sync(_dispatch_safely, self.engine, message, timeout, limiter=self.limiter)
+        if outcome.opened is not None:
+            self.spawn(self.notify("opened", outcome.opened))
+        return True, outcome
+
+    async def _passive(self, inbound: Inbound, outcome: Outcome, deadline: float) -> str:
+        """The passive reply for an outcome that came in time."""
+        message, user = inbound.message, inbound.message.source
+        if outcome.transfer:
+            if outcome.notices and self.client is None:
+                # No way to say it first and transfer: say it; the next message is transferred.
+                return text_reply(message, shorten("\n\n".join(outcome.notices), outcome.language))
+            if outcome.notices:
+                # Tell the customer first (within the budget), then hand over.
+                sending = self.spawn(self._push(user, outcome.notices))
+                await asyncio.wait({sending}, timeout=max(0.0, deadline - time.monotonic()))
+            return transfer_reply(message)
+        if not outcome.text:
+            return SUCCESS
+        pieces = split(outcome.text)
+        if len(pieces) <= 1:
+            return text_reply(message, pieces[0] if pieces else outcome.text)
+        if self.client is not None:
+            # Too long for one message: all of it through the API, in order.
+            self.spawn(self._push(user, pieces))
+            return SUCCESS
+        return text_reply(message, shorten(outcome.text, outcome.language))
+
+    # sending through the customer-service API
+
+    async def _late(self, key: str, user: str, job: asyncio.Task[tuple[bool, Outcome | None]]) -> None:
+        """The answer that missed the budget, sent once it is ready (WeChat got ``success``)."""
+        try:
+            first, outcome = await job
+        except Exception:
+            log.exception("a late WeChat message failed")
+            return
+        if not first or outcome is None:
+            return  # a retry: the first delivery answers
+        await dedup.record_reply(self.claims, key, SUCCESS)
+        texts = outcome.notices if outcome.transfer else ([outcome.text] if outcome.text else [])
+        if not texts:
+            return
+        if self.client is None:
+            log.warning("a late answer to %s is dropped: set app_id and app_secret to send it", _short(user))
+            return
+        await self._push(user, texts)
+
+    async def _push(self, user: str, texts: list[str]) -> None:
+        """Send texts through the customer-service API; a failure is logged, never raised."""
+        assert self.client is not None
+        try:
+            await run_in_threadpool(self.client.send_texts, user, texts)
+        except Exception:
+            log.exception("customer-service message to %s failed", _short(user))
+
+    async def send(self, user_id: str, replies: list[Reply]) -> None:
+        """The channel's sender for agents' replies (see :meth:`ChannelHub.register_sender`)."""
+        assert self.client is not None
+        try:
+            await run_in_threadpool(self.client.send_texts, user_id, [render(r) for r in replies])
+        except Exception as error:
+            # The agent must know the customer did not get it (e.g. 48 hours since the last message).
+            raise HTTPException(502, f"WeChat did not accept the message: {error}") from None
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    # housekeeping
+
+    async def housekeeping(self) -> None:
+        """Close tickets whose WeChat session has ended on its own; forget old dedup records."""
+        settings = self.settings
+        while True:
+            try:
+                closed = await run_in_threadpool(release_idle, self.engine, settings.session_timeout_minutes)
+                if closed:
+                    log.info("WeChat sessions released, tickets closed: %s", ", ".join(closed))
+                await run_in_threadpool(self.claims.forget_claims, time.time() - settings.keep_dedup_hours * 3600)
+            except Exception:
+                log.exception("WeChat housekeeping failed")
+            await asyncio.sleep(settings.session_check_seconds)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Let late answers still under way go out before the server stops."""
+        pending = [t for t in self.tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+
+def mount_wechat(app: FastAPI, config: Config, hub: ChannelHub) -> WeChatWebhook | None:
+    """Add the WeChat webhook to ``app`` when ``[wechat]`` (or ``WECHAT_TOKEN``) configures a
+    token; without one, nothing. Returns the webhook (tests and benchmarks look inside)."""
+    settings = load_wechat_settings(config)
+    if not settings.enabled:
+        return None
+    client = make_client(settings, hub.values)
+    webhook = WeChatWebhook(settings, hub, client)
+    app.add_api_route(settings.path, webhook.handshake, methods=["GET"], include_in_schema=False)
+    app.add_api_route(settings.path, webhook.receive, methods=["POST"], include_in_schema=False)
+    if client is not None:
+        hub.register_sender(CHANNEL, webhook.send)
+    else:
+        log.warning("WeChat: no app_id/app_secret, so late answers and agents' replies cannot be sent")
+    hub.on_shutdown(webhook.drain)
+    hub.run_alongside(webhook.housekeeping)
+    return webhook
+
+
+def _dispatch_safely(engine: Engine, message: BaseMessage, session_timeout_minutes: float) -> Outcome:
+    """:func:`dispatch`, or an apology when the engine fails (logged): the customer hears back."""
+    try:
+        return dispatch(engine, message, session_timeout_minutes)
+    except Exception:
+        log.exception("the engine failed on a WeChat message")
+        try:
+            language = engine.conversation(CHANNEL, message.source).language
+        except Exception:
+            language = "zh"
+        return Outcome(text=say(language, "wechat_busy"), language=language)
+
+
+def _short(user: str) -> str:
+    """An OpenID shortened for logs."""
+    return f"{user[:6]}…" if len(user) > 8 else user

@@ -1,0 +1,293 @@
+"""The state store in one SQLite file (WAL mode, numbered schema migrations): it fills every
+role of :mod:`bots.store.protocols`. Statements name their columns, so a migration that adds
+one breaks nothing.
+
+Every free text goes through :func:`bots.pii.mask_text` on its way in: no raw phone, card or ID
+number, e-mail or street address is ever written.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bots.pii import mask_text
+from bots.store.records import Conversation, LoggedQuestion, Ticket, TicketMessage
+from kb.vocabulary import OPEN_TICKET_STATES, PRIORITY_ORDER
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE conversations (
+        channel TEXT NOT NULL, user_id TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'bot',
+        ticket_id TEXT, language TEXT NOT NULL DEFAULT 'zh', awaiting TEXT,
+        context TEXT NOT NULL DEFAULT '{}', clarify_count INTEGER NOT NULL DEFAULT 0,
+        failed_count INTEGER NOT NULL DEFAULT 0, last_entry_id TEXT, updated_at REAL NOT NULL DEFAULT 0,
+        PRIMARY KEY (channel, user_id)
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY, channel TEXT NOT NULL, user_id TEXT NOT NULL,
+        at REAL NOT NULL, author TEXT NOT NULL, text TEXT NOT NULL
+    );
+    CREATE INDEX messages_by_user ON messages (channel, user_id, id);
+    CREATE TABLE tickets (
+        id TEXT PRIMARY KEY, channel TEXT NOT NULL, user_id TEXT NOT NULL, state TEXT NOT NULL,
+        reason TEXT NOT NULL, kind TEXT NOT NULL, priority TEXT NOT NULL, language TEXT NOT NULL,
+        created_at REAL NOT NULL, due_at REAL NOT NULL, touched_at REAL NOT NULL,
+        escalated_at REAL, agent TEXT, closed_at REAL, candidates TEXT NOT NULL DEFAULT '[]'
+    );
+    -- One open ticket per customer: a retried handoff, from any worker, finds the first one.
+    CREATE UNIQUE INDEX one_open_ticket ON tickets (channel, user_id) WHERE state IN ('waiting', 'human');
+    CREATE TABLE ticket_messages (
+        id INTEGER PRIMARY KEY, ticket_id TEXT NOT NULL REFERENCES tickets (id),
+        at REAL NOT NULL, author TEXT NOT NULL, text TEXT NOT NULL
+    );
+    CREATE INDEX ticket_messages_by_ticket ON ticket_messages (ticket_id, id);
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY, at REAL NOT NULL, channel TEXT NOT NULL, user_id TEXT NOT NULL,
+        entry_id TEXT, solved INTEGER NOT NULL, question TEXT NOT NULL
+    );
+    CREATE TABLE question_log (
+        id INTEGER PRIMARY KEY, at REAL NOT NULL, channel TEXT NOT NULL, language TEXT NOT NULL,
+        question TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT, confidence REAL,
+        entry_id TEXT, latency_ms REAL, build TEXT
+    );
+    CREATE INDEX question_log_by_time ON question_log (at);
+    CREATE TABLE claims (key TEXT PRIMARY KEY, at REAL NOT NULL, reply TEXT);
+    CREATE TABLE shared_values (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at REAL);
+    """,
+]
+
+
+def _ticket(row: sqlite3.Row) -> Ticket:
+    data = dict(row)
+    data["candidates"] = json.loads(data["candidates"])
+    return Ticket(**data)
+
+
+class SqliteStateStore:
+    """:class:`StateStore` in one SQLite file. Safe to share between threads and processes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";\n"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    @property
+    def schema_version(self) -> int:
+        return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # conversations
+
+    def conversation(self, channel: str, user_id: str) -> Conversation:
+        rows = self._query("SELECT * FROM conversations WHERE channel = ? AND user_id = ?", (channel, user_id))
+        if not rows:
+            return Conversation(channel, user_id)
+        data = dict(rows[0])
+        data["context"] = json.loads(data["context"])
+        return Conversation(**data)
+
+    def save_conversation(self, conversation: Conversation) -> None:
+        c = conversation
+        with self._transaction() as db:
+            values = {
+                "channel": c.channel, "user_id": c.user_id, "state": c.state, "ticket_id": c.ticket_id,
+                "language": c.language, "awaiting": c.awaiting,
+                "context": mask_text(json.dumps(c.context, ensure_ascii=False)), "clarify_count": c.clarify_count,
+                "failed_count": c.failed_count, "last_entry_id": c.last_entry_id, "updated_at": c.updated_at,
+            }  # fmt: skip
+            db.execute(_upsert("conversations", values, ("channel", "user_id")), values)
+
+    def add_message(self, channel: str, user_id: str, author: str, text: str, at: float) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO messages (channel, user_id, at, author, text) VALUES (?, ?, ?, ?, ?)",
+                (channel, user_id, at, author, mask_text(text)),
+            )
+
+    def recent_messages(self, channel: str, user_id: str, limit: int = 20) -> list[TicketMessage]:
+        rows = self._query(
+            "SELECT at, author, text FROM messages WHERE channel = ? AND user_id = ? ORDER BY id DESC LIMIT ?",
+            (channel, user_id, limit),
+        )
+        return [TicketMessage(**dict(r)) for r in reversed(rows)]
+
+    # tickets
+
+    def open_ticket(self, ticket: Ticket) -> tuple[Ticket, bool]:
+        """Open ``ticket`` unless the customer has an open one: (the open ticket, created?)."""
+        t = ticket
+        with self._transaction() as db:
+            row = db.execute(
+                f"SELECT * FROM tickets WHERE channel = ? AND user_id = ? AND state IN ({_marks(OPEN_TICKET_STATES)})",
+                (t.channel, t.user_id, *OPEN_TICKET_STATES),
+            ).fetchone()
+            if row is not None:
+                return _ticket(row), False
+            db.execute(
+                "INSERT INTO tickets (id, channel, user_id, state, reason, kind, priority, language, created_at, due_at,"
+                " touched_at, candidates) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    t.id, t.channel, t.user_id, t.state, t.reason, t.kind, t.priority, t.language,
+                    t.created_at, t.due_at, t.touched_at, json.dumps(t.candidates, ensure_ascii=False),
+                ),
+            )  # fmt: skip
+            for message in t.messages:
+                db.execute(
+                    "INSERT INTO ticket_messages (ticket_id, at, author, text) VALUES (?, ?, ?, ?)",
+                    (t.id, message.at, message.author, mask_text(message.text)),
+                )
+        return self.ticket(t.id), True  # type: ignore[return-value]
+
+    def ticket(self, ticket_id: str) -> Ticket | None:
+        rows = self._query("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
+        if not rows:
+            return None
+        ticket = _ticket(rows[0])
+        messages = self._query("SELECT at, author, text FROM ticket_messages WHERE ticket_id = ? ORDER BY id", (ticket_id,))
+        ticket.messages = [TicketMessage(**dict(m)) for m in messages]
+        return ticket
+
+    def tickets(self, states: tuple[str, ...] = OPEN_TICKET_STATES) -> list[Ticket]:
+        """Tickets in ``states``, most urgent first, then the one due soonest."""
+        urgency = " ".join(f"WHEN '{p}' THEN {rank}" for rank, p in enumerate(PRIORITY_ORDER))
+        rows = self._query(
+            f"SELECT * FROM tickets WHERE state IN ({_marks(states)}) ORDER BY CASE priority {urgency} ELSE 9 END, due_at",
+            tuple(states),
+        )
+        return [_ticket(r) for r in rows]
+
+    def update_ticket(self, ticket_id: str, **fields: Any) -> None:
+        allowed = {"state", "agent", "touched_at", "escalated_at", "closed_at", "priority", "due_at"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"cannot update ticket fields {sorted(unknown)}")
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self._transaction() as db:
+            db.execute(f"UPDATE tickets SET {assignments} WHERE id = ?", (*fields.values(), ticket_id))
+
+    def add_ticket_message(self, ticket_id: str, author: str, text: str, at: float) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO ticket_messages (ticket_id, at, author, text) VALUES (?, ?, ?, ?)",
+                (ticket_id, at, author, mask_text(text)),
+            )
+
+    # feedback and the question log
+
+    def add_feedback(self, channel: str, user_id: str, entry_id: str | None, solved: bool, question: str, at: float) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO feedback (at, channel, user_id, entry_id, solved, question) VALUES (?, ?, ?, ?, ?, ?)",
+                (at, channel, user_id, entry_id, int(solved), mask_text(question)),
+            )
+
+    def feedback_by_entry(self) -> dict[str, tuple[int, int]]:
+        """Entry id → (solved, not solved)."""
+        rows = self._query(
+            "SELECT entry_id, SUM(solved), SUM(1 - solved) FROM feedback WHERE entry_id IS NOT NULL GROUP BY entry_id"
+        )
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+    def log_question(self, entry: LoggedQuestion) -> None:
+        e = entry
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO question_log (at, channel, language, question, outcome, reason, confidence, entry_id,"
+                " latency_ms, build) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    e.at, e.channel, e.language, mask_text(e.question), e.outcome, e.reason, e.confidence,
+                    e.entry_id, e.latency_ms, e.build,
+                ),
+            )  # fmt: skip
+
+    def questions(self, since: float = 0.0) -> list[LoggedQuestion]:
+        rows = self._query(
+            "SELECT at, channel, language, question, outcome, reason, confidence, entry_id, latency_ms, build"
+            " FROM question_log WHERE at >= ? ORDER BY id",
+            (since,),
+        )
+        return [LoggedQuestion(**dict(r)) for r in rows]
+
+    # claims (deduplication of retried deliveries) and shared values
+
+    def claim(self, key: str, at: float) -> bool:
+        """True for the first caller with ``key``, False for every retry, in any worker."""
+        with self._transaction() as db:
+            cursor = db.execute("INSERT OR IGNORE INTO claims (key, at) VALUES (?, ?)", (key, at))
+            return cursor.rowcount == 1
+
+    def claimed_reply(self, key: str) -> str | None:
+        rows = self._query("SELECT reply FROM claims WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_claimed_reply(self, key: str, reply: str) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE claims SET reply = ? WHERE key = ?", (reply, key))
+
+    def forget_claims(self, before: float) -> int:
+        with self._transaction() as db:
+            return db.execute("DELETE FROM claims WHERE at < ?", (before,)).rowcount
+
+    def get_value(self, key: str, now: float) -> str | None:
+        rows = self._query("SELECT value, expires_at FROM shared_values WHERE key = ?", (key,))
+        if not rows or (rows[0]["expires_at"] is not None and rows[0]["expires_at"] <= now):
+            return None
+        return rows[0]["value"]
+
+    def set_value(self, key: str, value: str, expires_at: float | None = None) -> None:
+        with self._transaction() as db:
+            values = {"key": key, "value": value, "expires_at": expires_at}
+            db.execute(_upsert("shared_values", values, ("key",)), values)
+
+
+def _marks(values: tuple[Any, ...]) -> str:
+    return ", ".join("?" * len(values))
+
+
+def _upsert(table: str, values: dict[str, Any], key: tuple[str, ...]) -> str:
+    """INSERT ... ON CONFLICT DO UPDATE with named columns and named parameters."""
+    columns = ", ".join(values)
+    params = ", ".join(f":{name}" for name in values)
+    updates = ", ".join(f"{name} = excluded.{name}" for name in values if name not in key)
+    return f"INSERT INTO {table} ({columns}) VALUES ({params}) ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"

@@ -1,0 +1,111 @@
+"""The product's fixed vocabulary, in one place: what the router decides, why a customer is
+handed to a person, the states of a conversation and of a ticket, the kinds of replies, what the
+bot is waiting for, and the channels customers write on.
+
+Each is a :class:`~enum.StrEnum`, so a value is also the plain string that is stored, logged and
+sent over JSON (``HandoffReason.MONEY == "money"``): the database and the API keep their words.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RouterAction(StrEnum):
+    """What the retriever's router decides for a question."""
+
+    ANSWER = "answer"
+    """Confident: answer in three steps."""
+    CLARIFY = "clarify"
+    """Not sure: offer a few entries to pick from."""
+    HANDOFF = "handoff"
+    """A person takes it (money, or nothing answers it well)."""
+
+
+class HandoffReason(StrEnum):
+    """Why a conversation goes to a person (docs/service-rules.md#handoff)."""
+
+    MONEY = "money"
+    LOW_CONFIDENCE = "low_confidence"
+    UPSET = "upset"
+    REQUESTED = "requested"
+    PRIVACY = "privacy"
+    ORDER_UNAVAILABLE = "order_unavailable"
+
+
+class TicketState(StrEnum):
+    WAITING = "waiting"
+    """Opened, no agent yet."""
+    HUMAN = "human"
+    """An agent has it: the bot stays quiet."""
+    CLOSED = "closed"
+
+
+OPEN_TICKET_STATES: tuple[TicketState, ...] = (TicketState.WAITING, TicketState.HUMAN)
+"""The states of a ticket that is still open (one per customer at most)."""
+
+
+class ConversationState(StrEnum):
+    """``bot``, or the state of the customer's open ticket."""
+
+    BOT = "bot"
+    WAITING = "waiting"
+    HUMAN = "human"
+
+
+class TicketKind(StrEnum):
+    """The four kinds of requests (docs/service-rules.md#kinds-and-priorities)."""
+
+    QUESTION = "question"
+    COMPLAINT = "complaint"
+    SUGGESTION = "suggestion"
+    FAULT = "fault"
+
+
+class Priority(StrEnum):
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+PRIORITY_ORDER: tuple[Priority, ...] = (Priority.URGENT, Priority.HIGH, Priority.NORMAL, Priority.LOW)
+"""Most urgent first: how the queue is sorted."""
+
+
+class ReplyKind(StrEnum):
+    """What one message to the customer is."""
+
+    ANSWER = "answer"
+    ORDER = "order"
+    CLARIFY = "clarify"
+    HANDOFF = "handoff"
+    ASK = "ask"
+    FEEDBACK = "feedback"
+    GREETING = "greeting"
+    SMALLTALK = "smalltalk"
+    INVALID = "invalid"
+    AGENT = "agent"
+    """An agent's words."""
+    CLOSED = "closed"
+
+
+class Awaiting(StrEnum):
+    """What the bot asked the customer for, so that the next message can answer it."""
+
+    FEEDBACK = "feedback"
+    CLARIFY = "clarify"
+    ORDER_NUMBER = "order_number"
+    PHONE_LAST4 = "phone_last4"
+
+
+class Outcome(StrEnum):
+    """How a logged question ended (the question log, ``kb report``)."""
+
+    ANSWER = "answer"
+    ORDER = "order"
+    CLARIFY = "clarify"
+    HANDOFF = "handoff"
+    SILENT = "silent"
+    """An agent had the conversation."""
+    INVALID = "invalid"
