@@ -95,6 +95,9 @@ class Awaiting(StrEnum):
 
     FEEDBACK = "feedback"
     CLARIFY = "clarify"
+    """A number from the menu of entries ("0": none of these)."""
+    POPULAR = "popular"
+    """A number from the welcome's popular questions."""
     ORDER_NUMBER = "order_number"
     PHONE_LAST4 = "phone_last4"
 

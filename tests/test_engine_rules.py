@@ -45,7 +45,7 @@ class FakeRetriever:
         rules = {"handoff": load_handoff_rules(ROOT / "content", ROOT)}
         records = {entry_id: [entry] for entry_id, entry in self.entries.items()}
         self.kb = SimpleNamespace(build_id="fake", rules=rules, records=records)
-        self.config = SimpleNamespace(thresholds=SimpleNamespace(clarify=0.5))
+        self.config = SimpleNamespace(thresholds=SimpleNamespace(answer=0.8, clarify=0.5))
 
     def ask(self, text: str) -> Answer:
         self.asked.append(text)
@@ -149,3 +149,50 @@ def test_every_sentence_exists_in_both_languages_with_the_same_placeholders():
 def test_every_handoff_reason_has_its_sentence():
     for language in TEXT:
         assert {f"handoff_{reason}" for reason in HandoffReason} <= set(TEXT[language])
+
+
+def test_a_number_answers_the_last_list_the_bot_sent(tmp_path):
+    engine = make(tmp_path, common_questions={"zh": ["我的订单到哪了", "退款多久到账"], "en": ["Where is my order?"]})
+    greeting = engine.welcome("test", "u1", "zh")
+    assert greeting.options == ["我的订单到哪了", "退款多久到账"]
+    turn = engine.handle("test", "u1", "1")  # "where is my order": the bot asks for its number
+    assert turn.replies[0].kind == ReplyKind.ASK and not turn.handed_off
+    assert engine.conversation("test", "u1").awaiting == Awaiting.ORDER_NUMBER
+
+    engine.handle("test", "u2", "你好")
+    retriever = engine.retriever
+    turn = engine.handle("test", "u2", "2")
+    assert turn.replies[0].kind == ReplyKind.ANSWER and retriever.asked[-1] == "退款多久到账"
+    assert engine.handle("test", "u2", "7").replies  # out of the list: read as a message, not a crash
+
+
+def test_none_of_these_hands_off_with_what_was_offered(tmp_path):
+    entries = {"refund-time": _entry("refund-time"), "refund-method": _entry("refund-method")}
+    engine = make(tmp_path, FakeRetriever(RouterAction.CLARIFY, 0.6, entries=entries))
+    menu = engine.handle("test", "u1", "钱什么时候回来")
+    assert menu.replies[0].options == ["refund-time", "refund-method"] and "0" in menu.replies[0].plain()
+    turn = engine.handle("test", "u1", "0")
+    assert turn.handed_off and turn.ticket.reason == HandoffReason.LOW_CONFIDENCE
+    assert [(c["entry_id"], c["offered"]) for c in engine.desk.ticket(turn.ticket.id).candidates] == [
+        ("refund-time", True),
+        ("refund-method", True),
+    ]
+
+
+def test_a_menu_pick_and_solved_after_an_unsure_answer_label_the_customers_words(tmp_path):
+    entries = {"refund-time": _entry("refund-time"), "refund-method": _entry("refund-method")}
+    engine = make(tmp_path, FakeRetriever(RouterAction.CLARIFY, 0.6, entries=entries))
+    engine.handle("test", "u1", "钱啥时候退回来 13812345678")
+    engine.handle("test", "u1", "2")
+    [pick] = engine.store.picks()
+    assert (pick.entry_id, pick.source) == ("refund-method", "menu")
+    assert pick.question.startswith("钱啥时候退回来") and "13812345678" not in pick.question  # masked
+
+    sure = make(tmp_path / "sure", FakeRetriever(RouterAction.ANSWER, 0.95))
+    sure.handle("test", "u1", "退款多久到账")
+    sure.handle("test", "u1", "1")  # solved, but the answer was sure: nothing to learn
+    assert sure.store.picks() == []
+    unsure = make(tmp_path / "unsure", FakeRetriever(RouterAction.ANSWER, 0.7))
+    unsure.handle("test", "u1", "钱多久回来")
+    unsure.handle("test", "u1", "1")
+    assert [(p.question, p.entry_id, p.source) for p in unsure.store.picks()] == [("钱多久回来", "refund-time", "solved")]

@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from bots.conversation.reading import Message, read_message
 from bots.desk import CustomerLocks, Desk, HandoffTriggers
@@ -26,11 +27,12 @@ from bots.orders import Order, OrderBackend, OrderBackendError, open_backend, or
 from bots.orders.lookup import read_order_question
 from bots.replies import Reply, Turn, duration, say
 from bots.settings import EngineSettings, Settings, load_settings
-from bots.store import Conversation, LoggedQuestion, StateStore, Ticket, open_store
+from bots.store import Conversation, LoggedQuestion, Pick, StateStore, Ticket, open_store
 from kb.config import Config
 from kb.model import FaqEntry
 from kb.vocabulary import Awaiting, ConversationState, HandoffReason, Outcome, ReplyKind, RouterAction
 from retriever import Answer, Retriever
+from retriever.answer import RunnerUp
 
 _GREETING = re.compile(r"^(你好|您好|哈喽|嗨|在吗|在不在|有人吗|hi|hello|hey|hiya|good (morning|afternoon|evening))[\s!.?~,]*$")
 _THANKS = re.compile(
@@ -38,6 +40,10 @@ _THANKS = re.compile(
 )
 _SOLVED = {"1", "已解决", "解决了", "yes", "y", "solved"}
 _NOT_SOLVED = {"2", "未解决", "没解决", "没有解决", "no", "n", "not solved"}
+
+
+def _candidate(runner_up: RunnerUp) -> dict[str, Any]:
+    return {"entry_id": runner_up.entry_id, "question": runner_up.question, "score": runner_up.score}
 
 
 class Engine:
@@ -139,12 +145,20 @@ class Engine:
         if ticket is not None:
             self.desk.note(ticket.id, "system", for_agent)
 
-    def greeting(self, language: str = "zh") -> Reply:
-        """A welcome with popular questions (``/start``, a new follower)."""
-        return Reply(ReplyKind.GREETING, language, say(language, "greeting"), options=self.common_questions(language))
+    def welcome(self, channel: str, user_id: str, language: str | None = None, help: bool = False) -> Reply:
+        """A welcome (or how to ask) with the popular questions, numbered: the customer may answer
+        with a number (``/start``, ``/help``, a new follower)."""
+        with self._lock(channel, user_id):
+            conversation = self.store.conversation(channel, user_id)
+            reply = self._welcome(conversation, language or conversation.language, help)
+            self.store.save_conversation(conversation)
+            return reply
 
-    def help(self, language: str = "zh") -> Reply:
-        return Reply(ReplyKind.GREETING, language, say(language, "help"), options=self.common_questions(language))
+    def _welcome(self, conversation: Conversation, language: str, help: bool = False) -> Reply:
+        questions = self.common_questions(language)
+        conversation.awaiting = Awaiting.POPULAR
+        conversation.context["popular"] = questions
+        return Reply(ReplyKind.GREETING, language, say(language, "help" if help else "greeting"), options=questions)
 
     def common_questions(self, language: str) -> list[str]:
         questions = self.settings.common_questions
@@ -165,27 +179,41 @@ class Engine:
         return turn
 
     def _awaited(self, conversation: Conversation, message: Message) -> Turn | None:
-        """The reply to a question the bot asked (feedback, which entry, the phone's last four)."""
+        """The reply to a question the bot asked (feedback, a number from a list, the phone's last four)."""
         awaiting, text = conversation.awaiting, message.normalized
         if awaiting == Awaiting.FEEDBACK and text in _SOLVED | _NOT_SOLVED:
             return self._feedback(conversation, text in _SOLVED)
         if awaiting == Awaiting.CLARIFY and text.isdigit():
-            options = conversation.context.get("options", [])
-            if 1 <= int(text) <= len(options):
-                answer = self.retriever.answer_entry(options[int(text) - 1], message.language, message.text)
-                if answer is not None:
-                    return self._answered(conversation, message, answer)
+            return self._picked(conversation, message, int(text))
+        if awaiting == Awaiting.POPULAR and text.isdigit():
+            questions = conversation.context.get("popular", [])
+            if 1 <= int(text) <= len(questions):
+                # As if the customer had typed the question the number stands for.
+                question = read_message(questions[int(text) - 1], message.language, self.settings.max_message_chars)
+                return self._route(conversation, question)
         if awaiting == Awaiting.PHONE_LAST4 and re.fullmatch(r"\d{4}", text):
             return self._verify_phone(conversation, message, text)
+        return None
+
+    def _picked(self, conversation: Conversation, message: Message, number: int) -> Turn | None:
+        """A number answering the menu: an entry, or 0 for none of these (a person takes it)."""
+        options = conversation.context.get("options", [])
+        if number == 0:
+            offered = conversation.context.get("offered", [])
+            return self._hand_off(conversation, HandoffReason.LOW_CONFIDENCE, "", offered=offered)
+        if 1 <= number <= len(options):
+            entry_id = options[number - 1]
+            answer = self.retriever.answer_entry(entry_id, message.language, message.text)
+            if answer is not None:
+                self._learn(conversation, conversation.context.get("menu_question", ""), entry_id, "menu")
+                return self._answered(conversation, message, answer)
         return None
 
     def _route(self, conversation: Conversation, message: Message) -> Turn:
         conversation.awaiting = None
         language, text = message.language, message.normalized
-        if text in ("/start", "/help"):
-            return Turn([self.greeting(language) if text == "/start" else self.help(language)])
-        if _GREETING.match(text):
-            return Turn([self.greeting(language)])
+        if text in ("/start", "/help") or _GREETING.match(text):
+            return Turn([self._welcome(conversation, language, help=text == "/help")])
         if _THANKS.match(text):
             return Turn([Reply(ReplyKind.SMALLTALK, language, say(language, "thanks"))])
         trigger = self.triggers.match(message.text)
@@ -205,8 +233,12 @@ class Engine:
             conversation.clarify_count += 1
             conversation.awaiting = Awaiting.CLARIFY
             conversation.context["options"] = [o.entry_id for o in answer.options]
+            conversation.context["offered"] = [_candidate(o) for o in answer.options]
+            conversation.context["menu_question"] = message.text
             options = [o.question for o in answer.options]
-            return Turn([Reply(ReplyKind.CLARIFY, language, say(language, "clarify"), options=options)], answer=answer)
+            none = say(language, "clarify_none")
+            reply = Reply(ReplyKind.CLARIFY, language, say(language, "clarify"), options=options, after=none)
+            return Turn([reply], answer=answer)
         return self._hand_off(conversation, answer.handoff_reason or HandoffReason.LOW_CONFIDENCE, message.text, answer)
 
     def _answered(self, conversation: Conversation, message: Message, answer: Answer) -> Turn:
@@ -217,6 +249,7 @@ class Engine:
         conversation.awaiting = Awaiting.FEEDBACK
         conversation.last_entry_id = answer.entry_id
         conversation.context["last_question"] = message.text
+        conversation.context["last_confidence"] = answer.confidence
         reply = Reply(ReplyKind.ANSWER, message.language, steps=answer.steps, asks_feedback=True, entry_id=answer.entry_id)
         return Turn([reply], answer=answer)
 
@@ -229,11 +262,18 @@ class Engine:
         conversation.awaiting = None
         if solved:
             conversation.failed_count = 0
+            if conversation.context.get("last_confidence", 1.0) < self.retriever.config.thresholds.answer:
+                self._learn(conversation, question, conversation.last_entry_id, "solved")
             return Turn([Reply(ReplyKind.FEEDBACK, language, say(language, "solved"))])
         conversation.failed_count += 1
         if conversation.failed_count >= self.settings.max_failed_answers:
             return self._hand_off(conversation, HandoffReason.UPSET, question)
         return Turn([Reply(ReplyKind.FEEDBACK, language, say(language, "not_solved"))])
+
+    def _learn(self, conversation: Conversation, question: str, entry_id: str | None, source: str) -> None:
+        """The customer labelled their own words with an entry (``kb suggest`` proposes them)."""
+        if question and entry_id:
+            self.store.add_pick(Pick(self.clock(), conversation.channel, question, entry_id, source))
 
     # orders
 
@@ -277,18 +317,27 @@ class Engine:
 
     # handoff
 
-    def _hand_off(self, conversation: Conversation, reason: str, message: str, answer: Answer | None = None) -> Turn:
+    def _hand_off(
+        self,
+        conversation: Conversation,
+        reason: str,
+        message: str,
+        answer: Answer | None = None,
+        offered: list[dict[str, Any]] | None = None,
+    ) -> Turn:
         """Hand the customer to a person: a new ticket, or the open one (a retried handoff opens
-        no second ticket and the customer is told an agent already has it)."""
+        no second ticket and the customer is told an agent already has it). ``offered``: the menu
+        the customer turned down, which the ticket keeps as its candidates."""
         language = conversation.language
         ticket = self.desk.open_ticket_of(conversation)
         if ticket is not None:
             return Turn([Reply(ReplyKind.HANDOFF, language, say(language, "already_with_agent"))], ticket=ticket)
         if answer is None and message and reason != HandoffReason.REQUESTED:
             answer = self.retriever.ask(message)
-        candidates = [
-            {"entry_id": c.entry_id, "question": c.question, "score": c.score} for c in (answer.candidates[:3] if answer else [])
-        ]
+        if offered is not None:
+            candidates = [{**c, "offered": True} for c in offered]
+        else:
+            candidates = [_candidate(c) for c in (answer.candidates[:3] if answer else [])]
         handoff = self.desk.open(conversation, reason, message, candidates)
         conversation.awaiting, conversation.clarify_count, conversation.failed_count = None, 0, 0
         after = self._when(language, handoff.sla.minutes, handoff.opened, handoff.due)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bots.store.protocols import Claims, Conversations, Feedback, QuestionLog, SharedValues, StateStore, Tickets
-from bots.store.records import Conversation, LoggedQuestion, Ticket, TicketMessage, new_ticket_id
+from bots.store.protocols import Claims, Conversations, Feedback, Learning, QuestionLog, SharedValues, StateStore, Tickets
+from bots.store.records import Conversation, LoggedQuestion, Pick, Ticket, TicketMessage, new_ticket_id
 from bots.store.sqlite import SqliteStateStore
 
 
@@ -25,7 +25,9 @@ __all__ = [
     "Conversation",
     "Conversations",
     "Feedback",
+    "Learning",
     "LoggedQuestion",
+    "Pick",
     "QuestionLog",
     "SharedValues",
     "SqliteStateStore",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from bots.store.records import Conversation, LoggedQuestion, Ticket, TicketMessage
+from bots.store.records import Conversation, LoggedQuestion, Pick, Ticket, TicketMessage
 from kb.vocabulary import OPEN_TICKET_STATES
 
 
@@ -45,6 +45,15 @@ class QuestionLog(Protocol):
     def questions(self, since: float = 0.0) -> list[LoggedQuestion]: ...
 
 
+class Learning(Protocol):
+    """Customers' phrasings labelled by their picks, and the editors' decisions on suggestions."""
+
+    def add_pick(self, pick: Pick) -> None: ...
+    def picks(self, since: float = 0.0) -> list[Pick]: ...
+    def decide(self, suggestion: str, decision: str, at: float) -> None: ...
+    def decisions(self) -> dict[str, str]: ...
+
+
 class Claims(Protocol):
     """A delivery retried by a channel (a WeChat MsgId) is processed once, by any worker."""
 
@@ -61,7 +70,7 @@ class SharedValues(Protocol):
     def set_value(self, key: str, value: str, expires_at: float | None = None) -> None: ...
 
 
-class StateStore(Conversations, Tickets, Feedback, QuestionLog, Claims, SharedValues, Protocol):
+class StateStore(Conversations, Tickets, Feedback, QuestionLog, Learning, Claims, SharedValues, Protocol):
     """Every role: what a backend implements."""
 
     def close(self) -> None: ...

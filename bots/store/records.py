@@ -87,8 +87,21 @@ class LoggedQuestion:
     build: str | None = None
 
 
+@dataclass
+class Pick:
+    """A customer labelled their own words with an entry: picked it from a menu, or said an
+    unsure answer solved it. What ``kb suggest`` proposes as alternate phrasings."""
+
+    at: float
+    channel: str
+    question: str
+    entry_id: str
+    source: str
+    """``menu`` or ``solved``."""
+
+
 def new_ticket_id() -> str:
     return "T" + secrets.token_hex(4).upper()
 
 
-__all__ = ["Conversation", "LoggedQuestion", "Ticket", "TicketMessage", "TicketState", "new_ticket_id"]
+__all__ = ["Conversation", "LoggedQuestion", "Pick", "Ticket", "TicketMessage", "TicketState", "new_ticket_id"]

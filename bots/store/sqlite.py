@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bots.pii import mask_text
-from bots.store.records import Conversation, LoggedQuestion, Ticket, TicketMessage
+from bots.store.records import Conversation, LoggedQuestion, Pick, Ticket, TicketMessage
 from kb.vocabulary import OPEN_TICKET_STATES, PRIORITY_ORDER
 
 MIGRATIONS: list[str] = [
@@ -60,6 +60,17 @@ MIGRATIONS: list[str] = [
     CREATE INDEX question_log_by_time ON question_log (at);
     CREATE TABLE claims (key TEXT PRIMARY KEY, at REAL NOT NULL, reply TEXT);
     CREATE TABLE shared_values (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at REAL);
+    """,
+    # 2: customers' own phrasings labelled by their picks, and the editors' decisions on them
+    """
+    CREATE TABLE picks (
+        id INTEGER PRIMARY KEY, at REAL NOT NULL, channel TEXT NOT NULL, question TEXT NOT NULL,
+        entry_id TEXT NOT NULL, source TEXT NOT NULL
+    );
+    CREATE INDEX picks_by_time ON picks (at);
+    CREATE TABLE suggestion_decisions (
+        suggestion TEXT PRIMARY KEY, decision TEXT NOT NULL, at REAL NOT NULL
+    );
     """,
 ]
 
@@ -221,6 +232,25 @@ class SqliteStateStore:
                 "INSERT INTO feedback (at, channel, user_id, entry_id, solved, question) VALUES (?, ?, ?, ?, ?, ?)",
                 (at, channel, user_id, entry_id, int(solved), mask_text(question)),
             )
+
+    def add_pick(self, pick: Pick) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO picks (at, channel, question, entry_id, source) VALUES (?, ?, ?, ?, ?)",
+                (pick.at, pick.channel, mask_text(pick.question), pick.entry_id, pick.source),
+            )
+
+    def picks(self, since: float = 0.0) -> list[Pick]:
+        rows = self._query("SELECT at, channel, question, entry_id, source FROM picks WHERE at >= ? ORDER BY id", (since,))
+        return [Pick(**dict(r)) for r in rows]
+
+    def decide(self, suggestion: str, decision: str, at: float) -> None:
+        with self._transaction() as db:
+            values = {"suggestion": suggestion, "decision": decision, "at": at}
+            db.execute(_upsert("suggestion_decisions", values, ("suggestion",)), values)
+
+    def decisions(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in self._query("SELECT suggestion, decision FROM suggestion_decisions")}
 
     def feedback_by_entry(self) -> dict[str, tuple[int, int]]:
         """Entry id → (solved, not solved)."""

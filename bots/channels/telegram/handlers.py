@@ -91,7 +91,7 @@ class Handlers:
         if conversation.with_agent:
             return
         language = conversation.language if conversation.updated_at else _language(language_code)
-        reply = self.engine.greeting(language) if command == "start" else self.engine.help(language)
+        reply = await asyncio.to_thread(self.engine.welcome, CHANNEL, user_id, language, command != "start")
         await self.bot.send_replies(message.chat_id, [reply])
 
     async def button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -152,7 +152,7 @@ class Handlers:
             return self._asks(chat_id, user_id, questions[callback.index]), None
         if callback.action == "pick":
             options = conversation.context.get("options", [])
-            if conversation.awaiting != Awaiting.CLARIFY or not 1 <= callback.index <= len(options):
+            if conversation.awaiting != Awaiting.CLARIFY or not 0 <= callback.index <= len(options):
                 return self._dropping(query), say(language, "telegram_expired")
 
             async def pick() -> None:

@@ -75,12 +75,14 @@ def questions_keyboard(language: str, questions: list[str]) -> InlineKeyboardMar
     return InlineKeyboardMarkup(rows) if rows else None
 
 
-def options_keyboard(options: list[str]) -> InlineKeyboardMarkup | None:
-    """The choices of a clarifying question, numbered as in the text."""
+def options_keyboard(options: list[str], language: str = "zh") -> InlineKeyboardMarkup | None:
+    """The choices of the menu, numbered as in the text, and "none of these" (0: a person)."""
     rows = [
         [InlineKeyboardButton(_label(f"{i + 1}. {option}"), callback_data=_data(f"pick:{i + 1}"))]
         for i, option in enumerate(options[:10])
     ]
+    if rows:
+        rows.append([InlineKeyboardButton(say(language, "telegram_none_of_these"), callback_data=_data("pick:0"))])
     return InlineKeyboardMarkup(rows) if rows else None
 
 
@@ -92,7 +94,7 @@ def keyboard_for(reply: Reply) -> InlineKeyboardMarkup | None:
     if reply.kind == "greeting" and reply.options:
         return questions_keyboard(reply.language, reply.options)
     if reply.kind == ReplyKind.CLARIFY and reply.options:
-        return options_keyboard(reply.options)
+        return options_keyboard(reply.options, reply.language)
     return None
 
 

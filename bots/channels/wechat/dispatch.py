@@ -83,7 +83,7 @@ def _event(engine: Engine, message: BaseMessage) -> Outcome:
     language = engine.conversation(CHANNEL, user).language
     if event in WELCOME_EVENTS:
         engine.note(CHANNEL, user, "subscribed")
-        return Outcome(text=render(engine.greeting(language)), language=language)
+        return Outcome(text=render(engine.welcome(CHANNEL, user, language)), language=language)
     if event == "unsubscribe":
         # Recorded with the conversation (and on an open ticket, for the agent); nothing to send.
         engine.note(CHANNEL, user, "unsubscribed", for_agent="the customer unfollowed the account")
