@@ -20,6 +20,7 @@ from eval.confidence import LanguageFit
 
 LABELS = {
     "recall_at_1": "recall@1",
+    "recall_at_3": "recall@3",
     "recall_at_5": "recall@5",
     "mrr": "MRR",
     "oos_auroc": "OOS AUROC",
@@ -27,6 +28,10 @@ LABELS = {
     "answerable_coverage": "coverage of the answerable",
     "answered_precision": "answered precision",
     "accuracy": "accuracy",
+    "answered_in_scope": "answered, of the in-scope",
+    "menu_rate": "menu rate",
+    "resolved": "resolved (answered right or in the menu)",
+    "oos_answered": "out of scope answered",
     "p50_ms": "p50 ms",
     "p95_ms": "p95 ms",
     "n_queries": "questions",

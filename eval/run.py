@@ -86,18 +86,52 @@ def summarize(outcomes: list[Outcome]) -> dict[str, float | int | None]:
         [o.query.gold_id is not None and not o.query.money for o in outcomes] if labelled else None,
     )
     latencies = [o.answer.latency_ms for o in outcomes]
+    outcomes_metrics = three_way([o.answer for o in outcomes], [o.query.gold_id for o in outcomes])
     money = _money_gate([o for o in outcomes if o.query.money is not None])
     return {
         "recall_at_1": recall_at(ranked, gold, 1),
+        "recall_at_3": recall_at(ranked, gold, 3),
         "recall_at_5": recall_at(ranked, gold, 5),
         "mrr": mean_reciprocal_rank(ranked, gold),
         "oos_auroc": area,
         **answered,
+        **outcomes_metrics,
         "p50_ms": percentile(latencies, 50),
         "p95_ms": percentile(latencies, 95),
         "n_queries": len(outcomes),
         **money,
     }
+
+
+def three_way(answers: list[Answer], gold: list[str | None]) -> dict[str, float]:
+    """What the three outcomes (answer, menu, handoff) did for the customers.
+
+    - ``menu_rate``: share of all questions answered with a menu;
+    - ``answered_in_scope``: share of the in-scope questions answered directly;
+    - ``resolved``: share of the in-scope questions answered right, or whose menu holds the right
+      entry (one tap away);
+    - ``oos_answered``: share of the out-of-scope questions answered directly (always wrong).
+    """
+    pairs = list(zip(answers, gold, strict=True))
+    in_scope = [(a, g) for a, g in pairs if g is not None]
+    out_scope = [a for a, g in pairs if g is None]
+
+    def share(hits: int, total: int) -> float:
+        return hits / total if total else float("nan")
+
+    return {
+        "menu_rate": share(sum(a.action == "menu" for a, _ in pairs), len(pairs)),
+        "answered_in_scope": share(sum(a.answered for a, _ in in_scope), len(in_scope)),
+        "resolved": share(sum(resolves(a, g) for a, g in in_scope), len(in_scope)),
+        "oos_answered": share(sum(a.answered for a in out_scope), len(out_scope)),
+    }
+
+
+def resolves(answer: Answer, gold: str) -> bool:
+    """The customer gets the right entry: answered with it, or offered it in a menu."""
+    if answer.answered:
+        return answer.entry_id == gold
+    return answer.action == "menu" and gold in [o.entry_id for o in answer.options]
 
 
 def _money_gate(labelled: list[Outcome]) -> dict[str, float]:
