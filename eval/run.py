@@ -14,6 +14,7 @@ from eval.dataset import Query, load_entries, load_queries
 from eval.metrics import answer_metrics, auroc, mean_reciprocal_rank, percentile, recall_at
 from ingest import build_records, load_money_rules
 from kb.config import Config, EmbedderConfig
+from kb.model import FaqEntry
 from retriever import Answer, Retriever
 
 
@@ -38,18 +39,20 @@ def ask_all(retriever: Retriever, queries: list[Query], progress: Callable[[int,
 
 
 @contextmanager
-def serving(config: Config, folder: Path, also: list[EmbedderConfig] | None = None) -> Iterator[Retriever]:
+def serving(
+    config: Config, folder: Path, also: list[EmbedderConfig] | None = None, entries: list[FaqEntry] | None = None
+) -> Iterator[Retriever]:
     """A retriever for the set: over a fresh temporary build of its ``kb.jsonl`` (embeddings from
     the shared cache), or over the configured knowledge base for a set without ``kb.jsonl``.
 
     One build serves every pipeline that uses a subset of the configured embedders and of
     ``also`` (``kb eval --compare``), so it is made once; ``also`` is left out for a set without
-    ``kb.jsonl``.
+    ``kb.jsonl``. ``entries``: these instead of the set's ``kb.jsonl`` (``kb eval --learn``).
     """
     if not (Path(folder) / "kb.jsonl").exists():
         yield Retriever.from_config(config)
         return
-    entries = load_entries(folder)
+    entries = load_entries(folder) if entries is None else entries
     with tempfile.TemporaryDirectory(prefix="kb-eval-") as scratch:
         settings = copy.deepcopy(config)
         settings.cache_path = config.cache_file  # keep the embedding cache between runs

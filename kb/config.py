@@ -144,6 +144,14 @@ class ThresholdConfig:
 
 
 @dataclass
+class LearningConfig:
+    min_picks: int = 1
+    """A customer's phrasing becomes a suggested alternate of an entry once it was picked for that
+    entry this often (menu picks; "solved" after an unsure answer), and never for another one.
+    Suggestions still wait for an editor (``kb suggest --accept``); raise it on busy traffic."""
+
+
+@dataclass
 class Config:
     content_dir: Path = Path("content")
     index_dir: Path = Path(".kb")
@@ -151,6 +159,7 @@ class Config:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     confidence: dict[str, ConfidenceConfig] = field(default_factory=default_confidence)
     thresholds: ThresholdConfig = field(default_factory=ThresholdConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
     cache_path: Path | None = None
     """The embedding cache; default ``<index_dir>/cache.sqlite``."""
     near_duplicate_similarity: float = 0.985

@@ -73,3 +73,30 @@ def test_a_file_that_cannot_be_edited_safely_is_refused(tmp_path):
     with pytest.raises(FrontMatterError):
         add_alternate(path, "x")
     assert normalize("x") == "x"
+
+
+def test_a_menu_holding_the_right_entry_is_a_pick_and_nothing_else_is():
+    from eval.dataset import Query
+    from eval.learn import picks_of
+    from eval.run import Outcome
+    from retriever import Answer, RunnerUp
+
+    def asked(text: str, gold: str | None, action: str, options: tuple[str, ...] = ()) -> Outcome:
+        answer = Answer(text, "zh", action, 0.5, options=[RunnerUp(o, o, 0.5) for o in options])
+        return Outcome(Query(text, gold), answer)
+
+    outcomes = [
+        asked("坏了咋退", "return", "menu", ("invoice", "return")),
+        asked("发票呢", "invoice", "menu", ("return",)),  # the right entry was not offered
+        asked("运费", "shipping", "answer"),
+        asked("天气", None, "menu", ("return",)),  # out of scope: no entry is right
+    ]
+    assert picks_of(outcomes) == [("坏了咋退", "return")]
+
+
+def test_min_picks_is_read_from_the_learning_section(tmp_path):
+    from kb.config import load_config
+
+    path = tmp_path / "kb.toml"
+    path.write_text("[learning]\nmin_picks = 3\n", encoding="utf-8")
+    assert load_config(path).learning.min_picks == 3
