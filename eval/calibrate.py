@@ -1,18 +1,20 @@
-"""``kb eval DIR --calibrate``: the answer and clarify thresholds that keep answered precision at
-or above a target with the highest coverage.
+"""``kb eval DIR --calibrate``: the answer and menu thresholds, chosen together: answered
+precision at or above a target with the highest coverage, and menus down to where they stop
+offering the right entry.
 
 The questions are asked once; every pair of thresholds is then replayed on the recorded
 confidences with the router's rules (:class:`retriever.components.AnswerRouter`):
 
-- a near tie (top two within ``clarify_gap``) with confidence ≥ ``clarify`` → clarify;
-- otherwise confidence ≥ ``answer`` → answer; else hand off;
+- confidence ≥ ``answer`` → answer; else confidence ≥ ``menu`` → a menu of the first
+  ``menu_size`` entries; else hand off;
 - a money question or a money entry on top is handed off whatever the thresholds.
 
-Two shapes are searched: near ties are asked about (``clarify ≤ answer``: a near tie is never
-answered) or answered like any other question (``clarify`` above every confidence). The clarify
-threshold is then the lowest at which clarifying questions still offer the right entry at the
-target rate. To guard against over-fitting, thresholds are chosen on the even-numbered
-questions (2nd, 4th, ...) and the figures that matter are reported on the odd-numbered ones.
+The answer threshold is the one with the highest coverage at the target precision; the menu
+threshold the lowest at which the menus shown (confidence in [menu, answer)) still hold the right
+entry for at least :data:`MENU_TARGET` of the questions: a menu that rarely holds it only delays
+the person the customer needs. To guard against over-fitting, thresholds are chosen on the
+even-numbered questions (2nd, 4th, ...) and the figures that matter are reported on the
+odd-numbered ones.
 """
 
 from __future__ import annotations
@@ -31,8 +33,11 @@ from eval.run import Outcome
 from kb.config import ThresholdConfig
 from kb.model import Record
 
+MENU_TARGET = 0.5
+"""Share of the menus that must offer the right entry, at the lowest menu threshold chosen."""
+
 NEVER_CLARIFY = 1.01
-"""A clarify threshold above every confidence (they are probabilities): near ties are answered."""
+"""A threshold above every confidence (they are probabilities): no menus."""
 
 CURVE_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 """The answer thresholds of the printed precision–coverage table (the chart shows every one)."""
@@ -43,34 +48,29 @@ class Observation:
     """What the thresholds act on, for one question."""
 
     confidence: float
-    close: bool
-    """The top two are within ``clarify_gap``: a candidate for a clarifying question."""
     blocked: bool
     """Handed off for money whatever the thresholds."""
     top: str | None
     gold: str | None
     helpful: bool
-    """The right entry is one of the two a clarifying question would offer."""
+    """The right entry is one of those a menu would offer."""
 
 
-def observe(outcomes: list[Outcome], records: dict[str, list[Record]], clarify_gap: float) -> list[Observation]:
+def observe(outcomes: list[Outcome], records: dict[str, list[Record]], menu_size: int = 3) -> list[Observation]:
     """The recorded answers as observations; ``records`` (the build's) say which entries are money ones."""
     found = []
     for outcome in outcomes:
         candidates = outcome.answer.candidates
         top = candidates[0].entry_id if candidates else None
-        # Candidate scores are rounded to 4 decimals: a gap within 0.0001 of clarify_gap may be misread.
-        close = len(candidates) > 1 and float(candidates[0].score) - float(candidates[1].score) < clarify_gap
         money_top = top is not None and any(r.money for r in records.get(top, ()))
         gold = outcome.query.gold_id
         found.append(
             Observation(
                 confidence=float(outcome.answer.confidence),
-                close=close,
                 blocked=outcome.answer.handoff_reason == "money" or money_top,
                 top=top,
                 gold=gold,
-                helpful=gold is not None and gold in [c.entry_id for c in candidates[:2]],
+                helpful=gold is not None and gold in [c.entry_id for c in candidates[:menu_size]],
             )
         )
     return found
@@ -81,14 +81,14 @@ def split(items: list) -> tuple[list, list]:
     return items[1::2], items[0::2]
 
 
-def decide(observations: list[Observation], answer: float, clarify: float) -> list[str]:
+def decide(observations: list[Observation], answer: float, menu: float) -> list[str]:
     """The router's action for each observation at these thresholds (money handoffs included)."""
     actions = []
     for o in observations:
-        if o.close and o.confidence >= clarify:
-            action = "clarify"
-        elif o.confidence >= answer:
+        if o.confidence >= answer:
             action = "answer"
+        elif o.confidence >= menu and o.top is not None:
+            action = "menu"
         else:
             action = "handoff"
         actions.append("handoff" if o.blocked and action != "handoff" else action)
@@ -105,27 +105,32 @@ class Figures:
     """Joint accuracy: in scope answered right, or out of scope not answered, over all questions."""
     answerable_coverage: float
     """Share answered of the questions the bot may answer (in scope, not handed off for money)."""
-    clarified: float
-    """Share of the questions that get a clarifying question."""
-    clarify_helpful: float
-    """Share of clarifying questions that offer the right entry."""
+    menu_rate: float
+    """Share of the questions that get a menu."""
+    menu_helpful: float
+    """Share of the menus that offer the right entry."""
+    resolved: float
+    """Share of the in-scope questions answered right or offered the right entry in a menu."""
     n: int
 
 
-def figures(observations: list[Observation], answer: float, clarify: float) -> Figures:
-    actions = decide(observations, answer, clarify)
+def figures(observations: list[Observation], answer: float, menu: float) -> Figures:
+    actions = decide(observations, answer, menu)
     answered = [a == "answer" for a in actions]
     answerable = [o.gold is not None and not o.blocked for o in observations]
     metrics = answer_metrics(answered, [o.top for o in observations], [o.gold for o in observations], answerable)
-    asked = [o for o, a in zip(observations, actions, strict=True) if a == "clarify"]
+    offered = [o for o, a in zip(observations, actions, strict=True) if a == "menu"]
+    in_scope = [(o, a) for o, a in zip(observations, actions, strict=True) if o.gold is not None]
+    resolved = sum((a == "answer" and o.top == o.gold) or (a == "menu" and o.helpful) for o, a in in_scope)
     n = len(observations)
     return Figures(
         coverage=metrics["coverage"],
         answered_precision=metrics["answered_precision"],
         accuracy=metrics["accuracy"],
         answerable_coverage=metrics["answerable_coverage"],
-        clarified=len(asked) / n if n else float("nan"),
-        clarify_helpful=sum(o.helpful for o in asked) / len(asked) if asked else float("nan"),
+        menu_rate=len(offered) / n if n else float("nan"),
+        menu_helpful=sum(o.helpful for o in offered) / len(offered) if offered else float("nan"),
+        resolved=resolved / len(in_scope) if in_scope else float("nan"),
         n=n,
     )
 
@@ -142,11 +147,11 @@ class Sweep:
     """Joint accuracy: in scope answered right, or out of scope not answered."""
 
 
-def sweep(observations: list[Observation], ask_near_ties: bool) -> Sweep:
+def sweep(observations: list[Observation]) -> Sweep:
     """Precision and coverage for every answer threshold at once (cumulative counts over the
-    questions sorted by confidence). With ``ask_near_ties`` a near tie is never answered."""
+    questions sorted by confidence)."""
     confidence = np.array([o.confidence for o in observations], dtype=float)
-    eligible = np.array([not o.blocked and not (ask_near_ties and o.close) for o in observations], dtype=bool)
+    eligible = np.array([not o.blocked for o in observations], dtype=bool)
     right = np.array([o.gold is not None and o.top == o.gold for o in observations], dtype=bool) & eligible
     out_of_scope = np.array([o.gold is None for o in observations], dtype=bool)
     order = np.argsort(-confidence, kind="stable")
@@ -195,8 +200,7 @@ class Calibration:
     target: float
     answer: float | None
     """The chosen thresholds; None when no answer threshold reaches the target."""
-    clarify: float | None
-    ask_near_ties: bool
+    menu: float | None
     configured: ThresholdConfig
     calibration: Figures | None = None
     """At the chosen thresholds, on the half they were chosen on."""
@@ -205,19 +209,24 @@ class Calibration:
     configured_held_out: Figures | None = None
     """At the configured thresholds, on the held-out half, for comparison."""
     curve: list[CurvePoint] = field(default_factory=list)
-    """Answer threshold → precision and coverage (chosen near-tie handling and clarify threshold)."""
+    """Answer threshold → precision and coverage (menu threshold as chosen)."""
     full_curve: tuple[Sweep, Sweep] | None = None
     """Every threshold, calibration and held-out halves: for the chart."""
     best_precision: float = float("nan")
     """When the target is out of reach: the highest precision on the calibration half."""
     most_accurate: tuple[float, float] | None = None
-    """The (answer, clarify) thresholds with the highest joint accuracy on the calibration half,
+    """The (answer, menu) thresholds with the highest joint accuracy on the calibration half,
     whatever the precision: the other operating point worth knowing."""
     most_accurate_held_out: Figures | None = None
 
     @property
     def found(self) -> bool:
         return self.answer is not None
+
+    @property
+    def clarify(self) -> float | None:
+        """The old name of ``menu``."""
+        return self.menu
 
     def to_dict(self) -> dict[str, Any]:
         """For ``kb eval --json``: everything but the full curve."""
@@ -242,97 +251,78 @@ def calibrate(
     records: dict[str, list[Record]],
     configured: ThresholdConfig,
     target: float = 0.95,
+    menu_target: float = MENU_TARGET,
 ) -> Calibration:
-    """The thresholds with the highest coverage at answered precision ≥ ``target`` on the
-    calibration half, and what they give on the held-out half."""
-    observations = observe(outcomes, records, configured.clarify_gap)
+    """The answer threshold with the highest coverage at answered precision ≥ ``target`` on the
+    calibration half, the menu threshold below it, and what they give on the held-out half."""
+    observations = observe(outcomes, records, configured.menu_size)
     fit, held = split(observations)
-    best: tuple[float, bool, float] | None = None  # coverage, ask near ties, threshold
-    highest = float("nan")
-    for ask in (True, False):  # on equal coverage, asking about near ties wins (it helps more customers)
-        curve = sweep(fit, ask)
-        if len(curve.precision):
-            highest = float(np.nanmax([highest, curve.precision.max()]))
-        ok = np.flatnonzero(curve.precision >= target - 1e-12)
-        if len(ok):
-            i = ok[np.argmax(curve.coverage[ok])]
-            if best is None or curve.coverage[i] > best[0]:
-                best = (float(curve.coverage[i]), ask, float(curve.thresholds[i]))
-    result = Calibration(target, None, None, True, configured, best_precision=highest)
-    result.configured_held_out = figures(held, configured.answer, configured.clarify)
-    result.most_accurate = _most_accurate(fit, configured.clarify)
+    curve = sweep(fit)
+    highest = float(curve.precision.max()) if len(curve.precision) else float("nan")
+    result = Calibration(target, None, None, configured, best_precision=highest)
+    result.configured_held_out = figures(held, configured.answer, configured.menu)
+    result.full_curve = (curve, sweep(held))
+    result.most_accurate = _most_accurate(fit, curve, menu_target)
     if result.most_accurate is not None:
         result.most_accurate_held_out = figures(held, *result.most_accurate)
-    if best is None:
-        result.full_curve = (sweep(fit, True), sweep(held, True))
+    ok = np.flatnonzero(curve.precision >= target - 1e-12)
+    if not len(ok):
         return result
-    _, ask, threshold = best
-    answer = _nice(fit, ask, threshold)
-    clarify = _clarify_threshold(fit, answer, target, configured.clarify) if ask else NEVER_CLARIFY
-    result.answer, result.clarify, result.ask_near_ties = answer, clarify, ask
-    result.calibration = figures(fit, answer, clarify)
-    result.held_out = figures(held, answer, clarify)
-    result.full_curve = (sweep(fit, ask), sweep(held, ask))
+    threshold = float(curve.thresholds[ok[np.argmax(curve.coverage[ok])]])
+    answer = _nice(fit, threshold)
+    menu = menu_threshold(fit, answer, menu_target)
+    result.answer, result.menu = answer, menu
+    result.calibration = figures(fit, answer, menu)
+    result.held_out = figures(held, answer, menu)
     for point in sorted({*CURVE_THRESHOLDS, answer}):
-        near_ties = min(clarify, point) if ask else clarify  # keep the chosen handling of near ties
-        on_fit, on_held = figures(fit, point, near_ties), figures(held, point, near_ties)
+        on_fit, on_held = figures(fit, point, min(menu, point)), figures(held, point, min(menu, point))
         result.curve.append(
             CurvePoint(point, on_fit.answered_precision, on_fit.coverage, on_held.answered_precision, on_held.coverage)
         )
     return result
 
 
-def _nice(fit: list[Observation], ask: bool, threshold: float) -> float:
+def _nice(fit: list[Observation], threshold: float) -> float:
     """A round answer threshold that makes the same decisions as ``threshold`` on ``fit``."""
-    eligible = np.array([o.confidence for o in fit if not o.blocked and not (ask and o.close)])
+    eligible = np.array([o.confidence for o in fit if not o.blocked])
     return nice_threshold(_lower_neighbour(eligible, threshold), threshold)
 
 
-def _most_accurate(fit: list[Observation], current_clarify: float) -> tuple[float, float] | None:
-    """Thresholds with the highest joint accuracy on ``fit`` (near ties asked about on a tie)."""
-    best: tuple[float, bool, float] | None = None
-    for ask in (True, False):
-        curve = sweep(fit, ask)
-        if len(curve.accuracy):
-            i = int(np.argmax(curve.accuracy))
-            if best is None or curve.accuracy[i] > best[0]:
-                best = (float(curve.accuracy[i]), ask, float(curve.thresholds[i]))
-    if best is None:
+def _most_accurate(fit: list[Observation], curve: Sweep, menu_target: float) -> tuple[float, float] | None:
+    """Thresholds with the highest joint accuracy on ``fit`` (and the menu below them)."""
+    if not len(curve.accuracy):
         return None
-    _, ask, threshold = best
-    answer = _nice(fit, ask, threshold)
-    return answer, (min(current_clarify, answer) if ask else NEVER_CLARIFY)
+    answer = _nice(fit, float(curve.thresholds[int(np.argmax(curve.accuracy))]))
+    return answer, menu_threshold(fit, answer, menu_target)
 
 
-def _clarify_threshold(fit: list[Observation], answer: float, target: float, current: float) -> float:
-    """The lowest clarify threshold (at most ``answer``) at which the clarifying questions offer
-    the right entry at the target rate; ``answer`` when none does (near ties that would have been
-    answered are asked about, the rest handed off); the ``current`` one (capped at ``answer``)
-    when the calibration half has no near tie below ``answer`` to decide on."""
-    ties = sorted((o for o in fit if o.close and not o.blocked and o.confidence < answer), key=lambda o: -o.confidence)
-    if not ties:
-        return min(current, answer)
-    above = [o for o in fit if o.close and not o.blocked and o.confidence >= answer]
-    helpful, asked = sum(o.helpful for o in above), len(above)
-    chosen = answer
-    for position, tie in enumerate(ties):
-        helpful, asked = helpful + tie.helpful, asked + 1
-        last_of_value = position + 1 == len(ties) or ties[position + 1].confidence < tie.confidence
-        if last_of_value and helpful / asked >= target - 1e-12:
-            chosen = tie.confidence
+def menu_threshold(fit: list[Observation], answer: float, target: float = MENU_TARGET) -> float:
+    """The lowest menu threshold (at most ``answer``) at which the menus shown, all of them, offer
+    the right entry at the ``target`` rate; ``answer`` (no menus) when none does."""
+    shown = sorted((o for o in fit if not o.blocked and o.top is not None and o.confidence < answer), key=lambda o: -o.confidence)
+    helpful, chosen = 0, answer
+    for position, o in enumerate(shown):
+        helpful += o.helpful
+        last_of_value = position + 1 == len(shown) or shown[position + 1].confidence < o.confidence
+        if last_of_value and helpful / (position + 1) >= target - 1e-12:
+            chosen = o.confidence
     if chosen == answer:
         return answer
-    # Nearest the lowest near tie asked about: no lower than the data supports.
-    values = np.array([o.confidence for o in ties])
+    values = np.array([o.confidence for o in shown])
     return min(nice_threshold(_lower_neighbour(values, chosen), chosen, toward=chosen), answer)
 
 
 _ANY_SECTION = re.compile(r"^\s*\[")
 
 
-def write_thresholds(path: Path, answer: float, clarify: float) -> None:
-    """Set ``[thresholds] answer`` and ``clarify`` in the TOML file at ``path``."""
-    write_settings(path, ("thresholds",), {"answer": answer, "clarify": clarify})
+def write_thresholds(path: Path, answer: float, menu: float) -> None:
+    """Set ``[thresholds] answer`` and ``menu`` in the TOML file at ``path`` (an older ``clarify``
+    setting there is set too, so that the file says one thing)."""
+    values = {"answer": answer, "menu": menu}
+    existing = _lookup(tomllib.loads(Path(path).read_text(encoding="utf-8")), ("thresholds",)) if Path(path).exists() else None
+    if isinstance(existing, dict) and "clarify" in existing:
+        values["clarify"] = menu
+    write_settings(path, ("thresholds",), values)
 
 
 def write_settings(path: Path, section: tuple[str, ...], values: dict[str, float]) -> None:

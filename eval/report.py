@@ -20,6 +20,7 @@ from eval.confidence import LanguageFit
 
 LABELS = {
     "recall_at_1": "recall@1",
+    "recall_at_3": "recall@3",
     "recall_at_5": "recall@5",
     "mrr": "MRR",
     "oos_auroc": "OOS AUROC",
@@ -27,6 +28,10 @@ LABELS = {
     "answerable_coverage": "coverage of the answerable",
     "answered_precision": "answered precision",
     "accuracy": "accuracy",
+    "answered_in_scope": "answered, of the in-scope",
+    "menu_rate": "menu rate",
+    "resolved": "resolved (answered right or in the menu)",
+    "oos_answered": "out of scope answered",
     "p50_ms": "p50 ms",
     "p95_ms": "p95 ms",
     "n_queries": "questions",
@@ -80,33 +85,32 @@ def calibration_text(result: Calibration, markdown: bool = False) -> str:
     else:
         out.append(
             f"Thresholds for answered precision ≥ {result.target:.2f}, chosen on the {half}: "
-            f"{_thresholds_in_words(result.answer, result.clarify, result.configured.clarify_gap)}."
+            f"{_thresholds_in_words(result.answer, result.menu)}."
         )
     out.append("")
     rows = []
     if result.found:
         rows += [["chosen, calibration half", *_figures_cells(result.calibration)]]
         rows += [["chosen, held-out half", *_figures_cells(result.held_out)]]
-    configured = f"configured ({result.configured.answer} / {result.configured.clarify}), held-out half"
+    configured = f"configured ({result.configured.answer} / {result.configured.menu}), held-out half"
     rows.append([configured, *_figures_cells(result.configured_held_out)])
     if result.most_accurate is not None:
-        answer, clarify = result.most_accurate
-        rows.append(
-            [f"best joint accuracy ({answer} / {clarify}), held-out half", *_figures_cells(result.most_accurate_held_out)]
-        )
+        answer, menu = result.most_accurate
+        rows.append([f"best joint accuracy ({answer} / {menu}), held-out half", *_figures_cells(result.most_accurate_held_out)])
     headers = [
         "thresholds",
         "answered precision",
         "coverage",
         "of the answerable",
         "joint accuracy",
-        "clarified",
-        "clarify offers right",
+        "menu rate",
+        "menu offers right",
+        "resolved",
         "questions",
     ]
     out.append(table(headers, rows, markdown))
     if result.curve:
-        out += ["", "Precision–coverage curve (answer threshold; clarify and near ties as chosen):", ""]
+        out += ["", "Precision–coverage curve (answer threshold; menu threshold as chosen):", ""]
         curve = [
             [
                 f"{p.threshold:g}" + (" (chosen)" if p.threshold == result.answer else ""),
@@ -122,16 +126,16 @@ def calibration_text(result: Calibration, markdown: bool = False) -> str:
     return "\n".join(out)
 
 
-def _thresholds_in_words(answer: float, clarify: float, gap: float) -> str:
-    if clarify > 1:
-        return f"answer ≥ {answer}; no clarifying questions (clarify = {clarify}, above every confidence): near ties are answered"
-    return f"answer ≥ {answer}, clarify ≥ {clarify} (a clarifying question when the top two are within {gap})"
+def _thresholds_in_words(answer: float, menu: float) -> str:
+    if menu >= answer:
+        return f"answer ≥ {answer}; no menus (below it, hand off)"
+    return f"answer ≥ {answer}, menu ≥ {menu} (below it, hand off)"
 
 
 def _figures_cells(f: Figures | None) -> list[str]:
     if f is None:
-        return ["n/a"] * 7
-    cells = [f.answered_precision, f.coverage, f.answerable_coverage, f.accuracy, f.clarified, f.clarify_helpful]
+        return ["n/a"] * 8
+    cells = [f.answered_precision, f.coverage, f.answerable_coverage, f.accuracy, f.menu_rate, f.menu_helpful, f.resolved]
     return [*(fmt(c) for c in cells), str(f.n)]
 
 

@@ -14,6 +14,7 @@ from eval.dataset import Query, load_entries, load_queries
 from eval.metrics import answer_metrics, auroc, mean_reciprocal_rank, percentile, recall_at
 from ingest import build_records, load_money_rules
 from kb.config import Config, EmbedderConfig
+from kb.model import FaqEntry
 from retriever import Answer, Retriever
 
 
@@ -38,18 +39,20 @@ def ask_all(retriever: Retriever, queries: list[Query], progress: Callable[[int,
 
 
 @contextmanager
-def serving(config: Config, folder: Path, also: list[EmbedderConfig] | None = None) -> Iterator[Retriever]:
+def serving(
+    config: Config, folder: Path, also: list[EmbedderConfig] | None = None, entries: list[FaqEntry] | None = None
+) -> Iterator[Retriever]:
     """A retriever for the set: over a fresh temporary build of its ``kb.jsonl`` (embeddings from
     the shared cache), or over the configured knowledge base for a set without ``kb.jsonl``.
 
     One build serves every pipeline that uses a subset of the configured embedders and of
     ``also`` (``kb eval --compare``), so it is made once; ``also`` is left out for a set without
-    ``kb.jsonl``.
+    ``kb.jsonl``. ``entries``: these instead of the set's ``kb.jsonl`` (``kb eval --learn``).
     """
     if not (Path(folder) / "kb.jsonl").exists():
         yield Retriever.from_config(config)
         return
-    entries = load_entries(folder)
+    entries = load_entries(folder) if entries is None else entries
     with tempfile.TemporaryDirectory(prefix="kb-eval-") as scratch:
         settings = copy.deepcopy(config)
         settings.cache_path = config.cache_file  # keep the embedding cache between runs
@@ -86,18 +89,52 @@ def summarize(outcomes: list[Outcome]) -> dict[str, float | int | None]:
         [o.query.gold_id is not None and not o.query.money for o in outcomes] if labelled else None,
     )
     latencies = [o.answer.latency_ms for o in outcomes]
+    outcomes_metrics = three_way([o.answer for o in outcomes], [o.query.gold_id for o in outcomes])
     money = _money_gate([o for o in outcomes if o.query.money is not None])
     return {
         "recall_at_1": recall_at(ranked, gold, 1),
+        "recall_at_3": recall_at(ranked, gold, 3),
         "recall_at_5": recall_at(ranked, gold, 5),
         "mrr": mean_reciprocal_rank(ranked, gold),
         "oos_auroc": area,
         **answered,
+        **outcomes_metrics,
         "p50_ms": percentile(latencies, 50),
         "p95_ms": percentile(latencies, 95),
         "n_queries": len(outcomes),
         **money,
     }
+
+
+def three_way(answers: list[Answer], gold: list[str | None]) -> dict[str, float]:
+    """What the three outcomes (answer, menu, handoff) did for the customers.
+
+    - ``menu_rate``: share of all questions answered with a menu;
+    - ``answered_in_scope``: share of the in-scope questions answered directly;
+    - ``resolved``: share of the in-scope questions answered right, or whose menu holds the right
+      entry (one tap away);
+    - ``oos_answered``: share of the out-of-scope questions answered directly (always wrong).
+    """
+    pairs = list(zip(answers, gold, strict=True))
+    in_scope = [(a, g) for a, g in pairs if g is not None]
+    out_scope = [a for a, g in pairs if g is None]
+
+    def share(hits: int, total: int) -> float:
+        return hits / total if total else float("nan")
+
+    return {
+        "menu_rate": share(sum(a.action == "menu" for a, _ in pairs), len(pairs)),
+        "answered_in_scope": share(sum(a.answered for a, _ in in_scope), len(in_scope)),
+        "resolved": share(sum(resolves(a, g) for a, g in in_scope), len(in_scope)),
+        "oos_answered": share(sum(a.answered for a in out_scope), len(out_scope)),
+    }
+
+
+def resolves(answer: Answer, gold: str) -> bool:
+    """The customer gets the right entry: answered with it, or offered it in a menu."""
+    if answer.answered:
+        return answer.entry_id == gold
+    return answer.action == "menu" and gold in [o.entry_id for o in answer.options]
 
 
 def _money_gate(labelled: list[Outcome]) -> dict[str, float]:

@@ -22,9 +22,10 @@ class RunnerUp:
 class Answer:
     """What the retriever decided for one question.
 
-    ``action`` is ``answer`` (``steps`` is the answer), ``clarify`` (``options`` are the entries
-    the customer may have meant) or ``handoff`` (``handoff_reason`` says why; ``steps``, when
-    present, is relevant information to show while the customer waits).
+    ``action`` is ``answer`` (``steps`` is the answer), ``menu`` (``options`` are the entries the
+    customer may have meant, best first, to pick from; a person is always offered too) or
+    ``handoff`` (``handoff_reason`` says why; ``steps``, when present, is relevant information to
+    show while the customer waits).
     """
 
     question: str
@@ -42,8 +43,10 @@ class Answer:
     latency_ms: float = 0.0
     build: str = ""
     similarity: float = 0.0
-    """How close the question is to the top entry; with ``margin`` and ``agreement``, what
-    ``confidence`` is made of."""
+    """How close the question is to the top entry (raw vectors)."""
+    score: float = 0.0
+    """The top entry's fused score on the whitened vectors; with ``margin``, what ``confidence``
+    is made of."""
     margin: float = 0.0
     """How far the top entry leads the runner-up."""
     agreement: float = 0.0

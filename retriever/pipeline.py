@@ -156,27 +156,28 @@ class Retriever:
             similarity=decision.similarity,
             margin=decision.margin,
             agreement=decision.agreement,
+            score=decision.score,
             handoff_reason=decision.reason,
             truncated=normalized["truncated"],
             build=kb.build_id,
             candidates=ranked,
         )
         # A money handoff still shows what the knowledge base says, as information, when it is relevant.
-        informative = decision.reason == "money" and decision.confidence >= self.config.thresholds.clarify
+        informative = decision.reason == "money" and decision.confidence >= self.config.thresholds.menu
         if candidates and (decision.action != "handoff" or informative):
             top = candidates[0]
             record = pick_version(kb.records[top.entry_id], language)
             phrase = kb.phrases[top.best_phrase].text if top.best_phrase is not None else None
             answer.entry_id, answer.kind = top.entry_id, record.kind
             answer.steps = steps_for(record, phrase)
-        if decision.action == "clarify":
-            answer.options = ranked[:2]
+        if decision.action == "menu":
+            answer.options = ranked[: max(self.config.thresholds.menu_size, 1)]
         answer.latency_ms = (time.perf_counter() - started) * 1000
         return answer
 
     def answer_entry(self, entry_id: str, language: str, question: str = "") -> Answer | None:
         """The answer of one entry, as if it had been found (the customer picked it from a
-        clarifying question). None when the entry is not in the serving build any more."""
+        menu). None when the entry is not in the serving build any more."""
         kb = self.kb
         versions = kb.records.get(entry_id)
         if not versions:

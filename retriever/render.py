@@ -10,8 +10,8 @@ TEXT = {
         "conclusion": "结论",
         "reason": "原因",
         "instruction": "操作",
-        "clarify": "我想确认一下，您问的是哪一个？",
-        "clarify_reply": "回复序号即可，或换个说法再问我一次。",
+        "menu": "猜你想问：",
+        "menu_reply": "回复序号即可，回复 0 转人工客服。",
         "money": "这个问题涉及金额，需要由人工客服为您核实处理，我已为您转接人工客服。",
         "low_confidence": "这个问题我需要请同事帮您确认，已为您转接人工客服，请稍候。",
         "info": "先为您提供相关说明，供参考：",
@@ -21,8 +21,8 @@ TEXT = {
         "conclusion": "Conclusion",
         "reason": "Reason",
         "instruction": "Steps",
-        "clarify": "Just to be sure, which one do you mean?",
-        "clarify_reply": "Reply with the number, or ask me again in other words.",
+        "menu": "Did you mean:",
+        "menu_reply": "Reply with the number, or 0 to talk to a person.",
         "money": "This involves money, so a colleague will check it and handle it for you. I have passed you to an agent.",
         "low_confidence": "Let me get a colleague to check this for you. I have passed you to an agent, please hold on.",
         "info": "Meanwhile, here is what our rules say:",
@@ -55,14 +55,14 @@ def render_steps(answer: Answer, numbering: str = "digits") -> str:
 
 
 def render_answer(answer: Answer) -> str:
-    """Plain text for a customer: the answer, the clarifying question, or the handoff message."""
+    """Plain text for a customer: the answer, the menu of likely entries, or the handoff message."""
     words = TEXT.get(answer.language, TEXT["en"])
     parts = [words["truncated"]] if answer.truncated else []
     if answer.action == "answer":
         parts.append(render_steps(answer))
-    elif answer.action == "clarify":
+    elif answer.action == "menu":
         options = "\n".join(f"{i + 1}. {option.question}" for i, option in enumerate(answer.options))
-        parts += [words["clarify"], options, words["clarify_reply"]]
+        parts += [words["menu"], options, words["menu_reply"]]
     else:
         parts.append(words[answer.handoff_reason or "low_confidence"])
         if answer.steps is not None:

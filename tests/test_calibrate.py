@@ -10,7 +10,7 @@ import tomllib
 import numpy as np
 import pytest
 
-from eval.calibrate import NEVER_CLARIFY, calibrate, decide, figures, nice_threshold, observe, split, sweep, write_thresholds
+from eval.calibrate import calibrate, decide, figures, menu_threshold, nice_threshold, observe, split, sweep, write_thresholds
 from eval.dataset import Query, load_queries
 from eval.run import Outcome, ask_all, serving
 from kb.config import ThresholdConfig
@@ -49,74 +49,61 @@ def test_split_calibrates_on_the_even_lines_and_reports_on_the_odd_ones():
 
 
 def test_sweep_gives_precision_and_coverage_at_every_threshold():
-    curve = sweep(observe(SEPARABLE, {}, 0.01), ask_near_ties=True)
+    curve = sweep(observe(SEPARABLE, {}))
     assert curve.thresholds.tolist() == [0.95, 0.9, 0.85, 0.8, 0.6, 0.2]
     assert curve.precision.tolist() == pytest.approx([1, 1, 1, 1, 4 / 5, 4 / 6])
     assert curve.coverage.tolist() == pytest.approx([1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1])
-    # Joint accuracy: right answers, plus the out-of-scope question while it is not answered.
+    # Joint accuracy counts the out-of-scope question as right while it is not answered.
     assert curve.accuracy.tolist() == pytest.approx([2 / 6, 3 / 6, 4 / 6, 5 / 6, 5 / 6, 4 / 6])
 
 
 def test_the_known_threshold_is_found_and_holds_on_the_held_out_half():
     result = calibrate(twice(SEPARABLE), {}, ThresholdConfig(), target=1.0)
-    assert result.answer == 0.7 and result.ask_near_ties
+    assert result.answer == 0.7
     assert result.held_out.answered_precision == 1.0 and result.held_out.coverage == pytest.approx(4 / 6)
-    # Joint accuracy: 4 right answers and the out-of-scope question handed off, of 6.
     assert result.held_out.accuracy == pytest.approx(5 / 6)
-    assert result.most_accurate == (0.7, ThresholdConfig().clarify)
-    assert result.most_accurate_held_out.accuracy == pytest.approx(5 / 6)
-    # A lower target lets the wrong answer at 0.6 in (4 of 5 right): threshold in (0.2, 0.6].
+    assert result.most_accurate[0] == 0.7
     lower = calibrate(twice(SEPARABLE), {}, ThresholdConfig(), target=0.8)
     assert lower.answer == 0.4 and lower.held_out.coverage == pytest.approx(5 / 6)
-    point = next(p for p in lower.curve if p.threshold == 0.9)
+    point = next(p for p in result.curve if p.threshold == 0.9)
     assert (point.precision, point.coverage) == (1.0, pytest.approx(2 / 6))
 
 
-def test_near_ties_are_asked_about_down_to_where_the_options_stop_being_right():
-    ties = [
-        outcome(0.9, "a", "a"),
-        outcome(0.85, "b", "b"),
-        outcome(0.9, "x", "y", runner_up="y", gap=0.001),  # a wrong near tie: asked about, never answered
-        outcome(0.5, "c", "d", runner_up="d", gap=0.005),  # the right entry is second: a useful question
-        outcome(0.4, "e", "e", gap=0.002),
-        outcome(0.2, "f", None, gap=0.001),  # out of scope: a useless question
-        outcome(0.1, "g", "h"),
+def test_menus_go_down_to_where_they_stop_offering_the_right_entry():
+    # Below the answer threshold: the menu holds the right entry (as runner-up) at 0.6 and 0.5,
+    # not at 0.4 and 0.3 (out of scope): with those two, half the menus would help.
+    questions = [
+        outcome(0.95, "a", "a"),
+        outcome(0.9, "b", "b"),
+        outcome(0.6, "a", "other"),
+        outcome(0.5, "b", "other"),
+        outcome(0.4, "x", None),
+        outcome(0.3, "y", None),
+        outcome(0.2, "z", None),
     ]
-    result = calibrate(twice(ties), {}, ThresholdConfig(clarify_gap=0.01), target=0.95)
-    assert result.ask_near_ties and result.answer == 0.5  # (0.1, 0.85]: the middle, rounded
-    assert result.clarify == 0.4  # 0.9, 0.5 and 0.4 offer the right entry; 0.2 would not
-    assert result.held_out.answered_precision == 1.0 and result.held_out.clarified == pytest.approx(3 / 7)
-    assert result.held_out.clarify_helpful == 1.0
-    assert decide(observe(ties, {}, 0.01), result.answer, result.clarify) == [
-        "answer",
-        "answer",
-        "clarify",
-        "clarify",
-        "clarify",
-        "handoff",
-        "handoff",
-    ]
-
-
-def test_near_ties_that_are_right_are_answered_when_that_covers_more():
-    ties = [outcome(0.9, "a", "a", gap=0.001), outcome(0.8, "b", "b", gap=0.001), outcome(0.7, "c", "c"), outcome(0.2, "x", None)]
-    result = calibrate(twice(ties), {}, ThresholdConfig(), target=0.95)
-    assert not result.ask_near_ties and result.clarify == NEVER_CLARIFY
-    assert result.held_out.coverage == pytest.approx(3 / 4) and result.held_out.clarified == 0
+    observations = observe(questions, {})
+    assert menu_threshold(observations, 0.8, target=0.5) == 0.3
+    assert menu_threshold(observations, 0.8, target=0.9) == 0.5
+    assert menu_threshold(observations, 0.8, target=1.01) == 0.8  # no menus: below answer, hand off
+    result = calibrate(twice(questions), {}, ThresholdConfig(), target=1.0)
+    assert result.answer == 0.7 and result.menu == 0.3 and result.clarify == result.menu  # answer in (0.6, 0.9]
+    assert result.held_out.menu_rate == pytest.approx(4 / 7) and result.held_out.menu_helpful == 0.5
+    assert result.held_out.resolved == 1.0  # two answered right, two offered the right entry
+    assert decide(observations, 0.8, 0.3) == ["answer", "answer", "menu", "menu", "menu", "menu", "handoff"]
 
 
 def test_money_questions_are_never_answered_whatever_the_thresholds():
-    money = [outcome(0.99, "a", "a", money=True), outcome(0.9, "b", "b"), outcome(0.1, "x", None)]
-    observations = observe(money, {}, 0.01)
+    questions = [outcome(0.9, "a", "a", money=True), outcome(0.9, "b", "b"), outcome(0.5, "c", "c")]
+    observations = observe(questions, {})
     assert decide(observations, 0.0, 0.0) == ["handoff", "answer", "answer"]
-    assert figures(observations, 0.5, 0.25).coverage == pytest.approx(1 / 3)
+    assert decide(observations, 0.8, 0.4) == ["handoff", "answer", "menu"]
+    assert figures(observations, 0.6, 0.25).coverage == pytest.approx(1 / 3)
 
 
 def test_an_unreachable_target_leaves_the_thresholds_alone():
-    wrong = [outcome(0.9, "a", "b"), outcome(0.8, "c", "d"), outcome(0.7, "e", "e")]
-    result = calibrate(twice(wrong), {}, ThresholdConfig(), target=0.95)
-    assert not result.found and result.answer is None
-    assert result.best_precision == pytest.approx(1 / 3)
+    result = calibrate(twice([outcome(0.9, "a", "b"), outcome(0.8, "a", "a"), outcome(0.7, "a", "c")]), {}, ThresholdConfig())
+    assert not result.found and result.answer is None and result.menu is None
+    assert result.best_precision == pytest.approx(1 / 2)
     assert result.to_dict()["answer"] is None
 
 
@@ -134,8 +121,8 @@ def test_the_replay_matches_the_router_on_real_answers(small, tmp_path):
     with serving(small.config, folder) as retriever:
         outcomes = ask_all(retriever, load_queries(folder))
         thresholds = retriever.config.thresholds
-        observations = observe(outcomes, retriever.kb.records, thresholds.clarify_gap)
-    assert decide(observations, thresholds.answer, thresholds.clarify) == [o.answer.action for o in outcomes]
+        observations = observe(outcomes, retriever.kb.records, thresholds.menu_size)
+    assert decide(observations, thresholds.answer, thresholds.menu) == [o.answer.action for o in outcomes]
 
 
 KB_TOML = (ROOT / "kb.toml").read_text(encoding="utf-8")
@@ -154,11 +141,11 @@ def test_write_thresholds_changes_only_the_thresholds(tmp_path):
     # The values change; the comments beside them stay, to the character.
     assert [(b.split("=")[0].strip(), b.split("#")[0].split("=")[1].strip()) for _, b in changed] == [
         ("answer", "0.705"),
-        ("clarify", "0.5"),
+        ("menu", "0.5"),
     ]
     assert [a.split("#", 1)[1] for a, _ in changed] == [b.split("#", 1)[1] for _, b in changed]
     data, original = tomllib.loads(after), tomllib.loads(KB_TOML)
-    assert data["thresholds"] == {**original["thresholds"], "answer": 0.705, "clarify": 0.5}
+    assert data["thresholds"] == {**original["thresholds"], "answer": 0.705, "menu": 0.5}
     assert {k: v for k, v in data.items() if k != "thresholds"} == {k: v for k, v in original.items() if k != "thresholds"}
 
 
@@ -167,7 +154,14 @@ def test_write_thresholds_adds_the_section_when_missing(tmp_path):
     path.write_text('content_dir = "content"\n[retrieval]\ntop_k = 100', encoding="utf-8")
     write_thresholds(path, 0.6, 0.3)
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    assert data == {"content_dir": "content", "retrieval": {"top_k": 100}, "thresholds": {"answer": 0.6, "clarify": 0.3}}
+    assert data == {"content_dir": "content", "retrieval": {"top_k": 100}, "thresholds": {"answer": 0.6, "menu": 0.3}}
+
+
+def test_write_thresholds_keeps_an_older_clarify_setting_in_step(tmp_path):
+    path = tmp_path / "old.toml"
+    path.write_text("[thresholds]\nanswer = 0.8\nclarify = 0.4\n", encoding="utf-8")
+    write_thresholds(path, 0.85, 0.1)
+    assert tomllib.loads(path.read_text(encoding="utf-8"))["thresholds"] == {"answer": 0.85, "clarify": 0.1, "menu": 0.1}
 
 
 def test_a_new_setting_goes_after_the_last_one_of_its_section(tmp_path):
@@ -191,10 +185,10 @@ def test_kb_eval_calibrate_write_config(small, tmp_path, capsys):
     assert "Precision–coverage curve" in captured.out and "joint accuracy" in captured.out
     assert f"to {target}" in captured.err
     changed = changed_lines(KB_TOML, target.read_text(encoding="utf-8"))
-    assert {b.split("=")[0].strip() for _, b in changed} <= {"answer", "clarify"}
+    assert {b.split("=")[0].strip() for _, b in changed} <= {"answer", "menu"}
     written = tomllib.loads(target.read_text(encoding="utf-8"))["thresholds"]
-    assert written["clarify"] <= written["answer"] or written["clarify"] == NEVER_CLARIFY
-    assert written["clarify_gap"] == tomllib.loads(KB_TOML)["thresholds"]["clarify_gap"]
+    assert written["menu"] <= written["answer"]
+    assert written["menu_size"] == tomllib.loads(KB_TOML)["thresholds"]["menu_size"]
 
 
 def test_write_config_needs_calibrate(small, tmp_path, capsys):
@@ -202,47 +196,29 @@ def test_write_config_needs_calibrate(small, tmp_path, capsys):
     assert "--write-config needs --calibrate or --fit-confidence" in capsys.readouterr().err
 
 
-def scored(similarity: float, right: bool, language: str = "zh", margin: float = 0.05) -> Outcome:
-    """A recorded answer with its similarity and margin; ``right`` or not."""
-    candidates = [RunnerUp("a", "a", similarity), RunnerUp("b", "b", similarity - margin)]
+def scored(score: float, right: bool, language: str = "zh", margin: float = 0.05) -> Outcome:
+    """A recorded answer with its whitened score and margin; ``right`` or not."""
+    candidates = [RunnerUp("a", "a", score), RunnerUp("b", "b", score - margin)]
     answer = Answer(question="q", language=language, action="?", confidence=0.5, candidates=candidates)
-    answer.similarity, answer.margin = similarity, margin
+    answer.score, answer.margin = score, margin
     return Outcome(Query("q", "a" if right else "c"), answer)
 
 
-def test_fitted_confidence_rises_with_similarity_and_matches_the_rate_of_right_answers():
+def test_fitted_confidence_rises_with_score_and_margin_and_matches_the_rate_of_right_answers():
     from eval.confidence import fit_confidence
 
     rng = np.random.default_rng(0)
-    # The top entry is right with probability sigmoid(-20 + 25 * similarity): 0.8 → 50 %.
-    similarities = rng.uniform(0.6, 1.0, 4000)
-    truth = rng.random(4000) < 1 / (1 + np.exp(-(-20 + 25 * similarities)))
-    outcomes = [scored(float(s), bool(t)) for s, t in zip(similarities, truth, strict=True)]
-    (fit,) = fit_confidence(outcomes, {}, share=0.0)
-    assert fit.language == "zh" and fit.questions == 4000
-    assert fit.calibration.w_top == pytest.approx(25, rel=0.15)
-    assert -fit.calibration.bias / fit.calibration.w_top == pytest.approx(0.8, abs=0.01)
-    assert fit.held_out_auroc > 0.8
+    # The top entry is right with probability sigmoid(-3 + 5 * score + 10 * margin).
+    scores, margins = rng.uniform(0.1, 0.9, 6000), rng.uniform(0.0, 0.4, 6000)
+    truth = rng.random(6000) < 1 / (1 + np.exp(-(-3 + 5 * scores + 10 * margins)))
+    outcomes = [scored(float(s), bool(t), margin=float(m)) for s, m, t in zip(scores, margins, truth, strict=True)]
+    (fit,) = fit_confidence(outcomes, {})
+    assert fit.language == "zh" and fit.questions == 6000
+    assert fit.calibration.w_score == pytest.approx(5, rel=0.2) and fit.calibration.w_gap == pytest.approx(10, rel=0.2)
+    assert fit.calibration.bias == pytest.approx(-3, rel=0.2) and fit.calibration.w_top == 0.0
+    assert fit.held_out_auroc > 0.75
     for bin_ in fit.reliability:
         assert bin_.observed == pytest.approx(bin_.predicted, abs=0.08)
-
-
-def test_agreement_of_the_embedders_counts_in_the_fitted_confidence():
-    from eval.confidence import fit_confidence
-
-    rng = np.random.default_rng(1)
-    outcomes = []
-    for similarity in rng.uniform(0.7, 0.9, 2000):
-        # At the same similarity, the top entry is right more often when the embedders agree on it.
-        agreement = float(rng.integers(0, 3)) / 2
-        right = rng.random() < 1 / (1 + np.exp(-(-20 + 25 * similarity + 3 * agreement)))
-        outcome = scored(float(similarity), bool(right))
-        outcome.answer.agreement = agreement
-        outcomes.append(outcome)
-    (without,) = fit_confidence(outcomes, {}, share=0.0, agreement_share=0.0)
-    (fit,) = fit_confidence(outcomes, {}, share=0.0, agreement_share=0.1)
-    assert without.calibration.w_agree == 0 and fit.calibration.w_agree == pytest.approx(0.1 * fit.calibration.w_top, abs=0.01)
-    assert fit.held_out_auroc > without.held_out_auroc + 0.02
 
 
 def test_too_few_questions_of_a_language_are_not_fitted():
@@ -272,5 +248,5 @@ def test_kb_eval_fit_confidence_writes_the_language_section(small, tmp_path, cap
     assert "Confidence of zh (56 questions)" in captured.out and "[confidence.zh]" in captured.err
     written, original = tomllib.loads(target.read_text(encoding="utf-8")), tomllib.loads(KB_TOML)
     assert written["confidence"]["en"] == original["confidence"]["en"]
-    assert written["confidence"]["zh"]["w_top"] > 0 and written["confidence"]["zh"] != original["confidence"]["zh"]
+    assert written["confidence"]["zh"]["w_score"] > 0 and written["confidence"]["zh"] != original["confidence"]["zh"]
     assert {k: v for k, v in written.items() if k != "confidence"} == {k: v for k, v in original.items() if k != "confidence"}

@@ -11,7 +11,12 @@ from eval.metrics import answer_metrics, auroc, mean_reciprocal_rank, percentile
 
 EVAL_KEYS = {
     "recall_at_1",
+    "recall_at_3",
     "recall_at_5",
+    "menu_rate",
+    "answered_in_scope",
+    "resolved",
+    "oos_answered",
     "mrr",
     "oos_auroc",
     "coverage",
@@ -80,6 +85,34 @@ def test_kb_eval_json_on_a_set_whose_answers_are_known(small, tmp_path, capsys):
     assert metrics["recall_at_1"] == 1.0 and metrics["mrr"] == 1.0
     assert metrics["oos_auroc"] == 1.0  # the weather question is the least confident
     assert 0 <= metrics["coverage"] <= 1 and metrics["p95_ms"] >= metrics["p50_ms"] > 0
+    assert metrics["resolved"] >= metrics["answered_in_scope"] * metrics["answered_precision"] - 1e-9
+    assert 0 <= metrics["menu_rate"] <= 1 and 0 <= metrics["oos_answered"] <= 1
+
+
+def test_three_way_counts_a_menu_holding_the_right_entry_as_resolved():
+    from eval.run import three_way
+    from retriever import Answer, RunnerUp
+
+    def answer(action: str, entry: str | None = None, options: tuple[str, ...] = ()) -> Answer:
+        offered = [RunnerUp(o, o, 0.5) for o in options]
+        return Answer("q", "zh", action, 0.5, entry_id=entry, options=offered)
+
+    answers = [
+        answer("answer", "a"),  # right
+        answer("answer", "x"),  # wrong
+        answer("menu", options=("y", "b", "z")),  # the right one is offered
+        answer("menu", options=("y", "z")),  # not offered
+        answer("handoff"),
+        answer("answer", "a"),  # out of scope, answered
+        answer("menu", options=("a",)),  # out of scope, a menu
+    ]
+    figures = three_way(answers, ["a", "b", "b", "c", "d", None, None])
+    assert figures == {
+        "menu_rate": 3 / 7,
+        "answered_in_scope": 2 / 5,
+        "resolved": 2 / 5,
+        "oos_answered": 1 / 2,
+    }
 
 
 def test_kb_eval_reports_a_bad_line(tmp_path, capsys):
