@@ -16,8 +16,8 @@ class RouterAction(StrEnum):
 
     ANSWER = "answer"
     """Confident: answer in three steps."""
-    CLARIFY = "clarify"
-    """Not sure: offer a few entries to pick from."""
+    MENU = "menu"
+    """Not sure: offer a few entries to pick from ("猜你想问", "Did you mean"), and a person."""
     HANDOFF = "handoff"
     """A person takes it (money, or nothing answers it well)."""
 
@@ -78,7 +78,7 @@ class ReplyKind(StrEnum):
 
     ANSWER = "answer"
     ORDER = "order"
-    CLARIFY = "clarify"
+    MENU = "menu"
     HANDOFF = "handoff"
     ASK = "ask"
     FEEDBACK = "feedback"
@@ -94,7 +94,7 @@ class Awaiting(StrEnum):
     """What the bot asked the customer for, so that the next message can answer it."""
 
     FEEDBACK = "feedback"
-    CLARIFY = "clarify"
+    MENU = "menu"
     """A number from the menu of entries ("0": none of these)."""
     POPULAR = "popular"
     """A number from the welcome's popular questions."""
@@ -107,7 +107,7 @@ class Outcome(StrEnum):
 
     ANSWER = "answer"
     ORDER = "order"
-    CLARIFY = "clarify"
+    MENU = "menu"
     HANDOFF = "handoff"
     SILENT = "silent"
     """An agent had the conversation."""

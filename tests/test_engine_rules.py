@@ -45,7 +45,7 @@ class FakeRetriever:
         rules = {"handoff": load_handoff_rules(ROOT / "content", ROOT)}
         records = {entry_id: [entry] for entry_id, entry in self.entries.items()}
         self.kb = SimpleNamespace(build_id="fake", rules=rules, records=records)
-        self.config = SimpleNamespace(thresholds=SimpleNamespace(answer=0.8, clarify=0.5))
+        self.config = SimpleNamespace(thresholds=SimpleNamespace(answer=0.8, menu=0.5))
 
     def ask(self, text: str) -> Answer:
         self.asked.append(text)
@@ -58,7 +58,7 @@ class FakeRetriever:
             entry_id=next(iter(self.entries)),
             steps=STEPS,
             handoff_reason=self.reason,
-            options=options if self.action == RouterAction.CLARIFY else [],
+            options=options if self.action == RouterAction.MENU else [],
             candidates=options,
         )
 
@@ -108,9 +108,9 @@ def test_a_confident_answer_asks_for_feedback_and_a_money_entry_picked_from_a_me
     assert engine.conversation("test", "u1").awaiting == Awaiting.FEEDBACK
 
     entries = {"price-protection": _entry("price-protection", money=True), "refund-time": _entry("refund-time")}
-    engine = make(tmp_path / "menu", FakeRetriever(RouterAction.CLARIFY, 0.6, entries=entries))
+    engine = make(tmp_path / "menu", FakeRetriever(RouterAction.MENU, 0.6, entries=entries))
     turn = engine.handle("test", "u2", "差价")
-    assert turn.replies[0].kind == ReplyKind.CLARIFY and turn.replies[0].options == ["price-protection", "refund-time"]
+    assert turn.replies[0].kind == ReplyKind.MENU and turn.replies[0].options == ["price-protection", "refund-time"]
     turn = engine.handle("test", "u2", "1")
     assert turn.handed_off and turn.ticket.reason == HandoffReason.MONEY
 
@@ -168,7 +168,7 @@ def test_a_number_answers_the_last_list_the_bot_sent(tmp_path):
 
 def test_none_of_these_hands_off_with_what_was_offered(tmp_path):
     entries = {"refund-time": _entry("refund-time"), "refund-method": _entry("refund-method")}
-    engine = make(tmp_path, FakeRetriever(RouterAction.CLARIFY, 0.6, entries=entries))
+    engine = make(tmp_path, FakeRetriever(RouterAction.MENU, 0.6, entries=entries))
     menu = engine.handle("test", "u1", "钱什么时候回来")
     assert menu.replies[0].options == ["refund-time", "refund-method"] and "0" in menu.replies[0].plain()
     turn = engine.handle("test", "u1", "0")
@@ -181,7 +181,7 @@ def test_none_of_these_hands_off_with_what_was_offered(tmp_path):
 
 def test_a_menu_pick_and_solved_after_an_unsure_answer_label_the_customers_words(tmp_path):
     entries = {"refund-time": _entry("refund-time"), "refund-method": _entry("refund-method")}
-    engine = make(tmp_path, FakeRetriever(RouterAction.CLARIFY, 0.6, entries=entries))
+    engine = make(tmp_path, FakeRetriever(RouterAction.MENU, 0.6, entries=entries))
     engine.handle("test", "u1", "钱啥时候退回来 13812345678")
     engine.handle("test", "u1", "2")
     [pick] = engine.store.picks()

@@ -74,7 +74,7 @@ def fill(store: SqliteStateStore) -> None:
     ask(store, "退款什么时候到", "answer", NOW - DAY, entry_id="refund-time")
     ask(store, "怎么开发票", "handoff", NOW - DAY, reason="low_confidence")
     ask(store, "怎么开发票", "handoff", NOW - 3 * DAY, reason="low_confidence")
-    ask(store, "能开发票吗", "clarify", NOW - DAY)
+    ask(store, "能开发票吗", "menu", NOW - DAY)
     ask(store, "Can I pay cash on delivery?", "handoff", NOW - DAY, reason="low_confidence")
     ask(store, "我要退款 13800138000", "handoff", NOW - DAY, reason="money")
     ask(store, "你好", "greeting", NOW - DAY)
@@ -151,7 +151,7 @@ def test_unanswered_questions_are_grouped_by_meaning(report):
     rows = table_rows(section(markdown, "Not answered"))
     assert rows[0][:2] == ["1", "3"]
     assert "怎么开发票" in rows[0][2] and "能开发票吗" in rows[0][2]
-    assert "handed off: low_confidence ×2" in rows[0][3] and "clarified ×1" in rows[0][3]
+    assert "handed off: low_confidence ×2" in rows[0][3] and "menu ×1" in rows[0][3]
     assert [r[1] for r in rows[1:]] == ["1", "1"]
     alone = {r[2] for r in rows[1:]}
     assert alone == {"Can I pay cash on delivery?", r"我要退款 138\*\*\*\*8000"}  # masked in the store

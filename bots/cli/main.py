@@ -5,6 +5,7 @@ kb build             build the knowledge base from content/ (only changed texts 
 kb ask QUESTION      answer as a customer would see it (--json: the whole result)
 kb eval DIR          measure on a question set (kb.jsonl + queries.jsonl); --compare, --calibrate, --report
 kb report            for editors: top, unanswered and "not solved" questions, handoff reasons (Markdown + PNG)
+kb suggest           for editors: phrasings customers taught the bot (menu picks); --accept ID, --reject ID
 kb telegram          the Telegram bot: --polling (long polling), or set-webhook URL (for kb serve)
 """
 
@@ -297,6 +298,12 @@ def cmd_report(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_suggest(config: Config, args: argparse.Namespace) -> int:
+    from bots.cli.suggest import run
+
+    return run(config, args)
+
+
 def cmd_telegram(config: Config, args: argparse.Namespace) -> int:
     from bots.channels.telegram.polling import telegram_command
 
@@ -349,6 +356,11 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--since", type=float, default=30, metavar="DAYS", help="the last DAYS days (default 30; 0: all)")
     report.add_argument("--out", metavar="DIR", help="where to write report.md and the charts (default reports/<today>/)")
     report.set_defaults(run=cmd_report)
+    suggest = commands.add_parser("suggest", help="for editors: phrasings customers taught the bot, to accept or reject")
+    from bots.cli.suggest import add_arguments as suggest_arguments
+
+    suggest_arguments(suggest)
+    suggest.set_defaults(run=cmd_suggest)
     telegram = commands.add_parser("telegram", help="the Telegram bot: --polling, or set-webhook URL")
     telegram.add_argument("--polling", action="store_true", help="run the bot with long polling (no public URL needed)")
     telegram_actions = telegram.add_subparsers(dest="telegram_command", metavar="ACTION")

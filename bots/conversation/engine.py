@@ -1,6 +1,6 @@
 """The conversation engine: one customer message in, replies and actions out, for any channel.
 
-Every conversation rule of docs/service-rules.md lives here, once: the three-step answer, clarifying at
+Every conversation rule of docs/service-rules.md lives here, once: the three-step answer, a menu of entries at
 most once, handing off (money, low confidence, upset, requested, privacy) with a ticket that
 carries its SLA, staying quiet while an agent has the customer, order lookup for the order's
 owner only, feedback after an answer, and a de-identified question log.
@@ -183,7 +183,7 @@ class Engine:
         awaiting, text = conversation.awaiting, message.normalized
         if awaiting == Awaiting.FEEDBACK and text in _SOLVED | _NOT_SOLVED:
             return self._feedback(conversation, text in _SOLVED)
-        if awaiting == Awaiting.CLARIFY and text.isdigit():
+        if awaiting == Awaiting.MENU and text.isdigit():
             return self._picked(conversation, message, int(text))
         if awaiting == Awaiting.POPULAR and text.isdigit():
             questions = conversation.context.get("popular", [])
@@ -229,22 +229,22 @@ class Engine:
         answer = self.retriever.ask(message.text)
         if answer.action == RouterAction.ANSWER:
             return self._answered(conversation, message, answer)
-        if answer.action == RouterAction.CLARIFY and conversation.clarify_count < 1:
+        if answer.action == RouterAction.MENU and conversation.clarify_count < 1:
             conversation.clarify_count += 1
-            conversation.awaiting = Awaiting.CLARIFY
+            conversation.awaiting = Awaiting.MENU
             conversation.context["options"] = [o.entry_id for o in answer.options]
             conversation.context["offered"] = [_candidate(o) for o in answer.options]
             conversation.context["menu_question"] = message.text
             options = [o.question for o in answer.options]
-            none = say(language, "clarify_none")
-            reply = Reply(ReplyKind.CLARIFY, language, say(language, "clarify"), options=options, after=none)
+            none = say(language, "menu_none")
+            reply = Reply(ReplyKind.MENU, language, say(language, "menu"), options=options, after=none)
             return Turn([reply], answer=answer)
         return self._hand_off(conversation, answer.handoff_reason or HandoffReason.LOW_CONFIDENCE, message.text, answer)
 
     def _answered(self, conversation: Conversation, message: Message, answer: Answer) -> Turn:
         records = self.retriever.kb.records.get(answer.entry_id or "", [])
         if any(isinstance(r, FaqEntry) and r.money for r in records):
-            return self._hand_off(conversation, HandoffReason.MONEY, message.text, answer)  # picked from a clarify
+            return self._hand_off(conversation, HandoffReason.MONEY, message.text, answer)  # picked from a menu
         conversation.clarify_count = 0
         conversation.awaiting = Awaiting.FEEDBACK
         conversation.last_entry_id = answer.entry_id
@@ -343,7 +343,7 @@ class Engine:
         after = self._when(language, handoff.sla.minutes, handoff.opened, handoff.due)
         reply = Reply(ReplyKind.HANDOFF, language, say(language, f"handoff_{reason}"), after=after)
         # What the knowledge base says, as information while the customer waits; never a decision.
-        if answer is not None and answer.steps is not None and answer.confidence >= self.retriever.config.thresholds.clarify:
+        if answer is not None and answer.steps is not None and answer.confidence >= self.retriever.config.thresholds.menu:
             reply.text += "\n\n" + say(language, "info")
             reply.steps, reply.entry_id = answer.steps, answer.entry_id
         self.desk.note(handoff.ticket.id, "bot", reply.plain())

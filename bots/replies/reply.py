@@ -19,14 +19,14 @@ class Reply:
     :meth:`plain` is the plain-text form."""
 
     kind: str
-    """``answer``, ``order``, ``clarify``, ``handoff``, ``ask``, ``feedback``, ``greeting``,
+    """``answer``, ``order``, ``menu``, ``handoff``, ``ask``, ``feedback``, ``greeting``,
     ``smalltalk``, ``invalid``, ``agent`` (an agent's words) or ``closed``."""
     language: str
     text: str = ""
     """What comes before the steps: a handoff notice, a question, an agent's words."""
     steps: Steps | None = None
     options: list[str] = field(default_factory=list)
-    """Numbered choices: the entries of a clarifying question, or popular questions."""
+    """Numbered choices: the entries of a menu, or popular questions."""
     notice: str = ""
     """Said first, e.g. that a long message was cut."""
     after: str = ""

@@ -6,7 +6,7 @@ the state store's records into one Markdown file with PNG charts beside it, so t
 can look rather than read:
 
 - the most asked questions (an answered one counted by the entry that answered it);
-- the questions the bot did not answer (clarified or handed off), grouped by meaning;
+- the questions the bot did not answer (a menu or a person), grouped by meaning;
 - the entries customers marked "not solved" most often;
 - why customers were handed to a person, per day.
 

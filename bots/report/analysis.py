@@ -16,11 +16,11 @@ from kb.model import FaqEntry, Record
 from kb.text import normalize
 from kb.vocabulary import HandoffReason, Outcome, ReplyKind, TicketState
 
-QUESTION_OUTCOMES = (Outcome.ANSWER, Outcome.CLARIFY, Outcome.HANDOFF, Outcome.ORDER, ReplyKind.ASK)
+QUESTION_OUTCOMES = (Outcome.ANSWER, Outcome.MENU, Outcome.HANDOFF, Outcome.ORDER, ReplyKind.ASK)
 """Outcomes of messages that asked something. Greetings, thanks, feedback, invalid input and
 what a customer writes while an agent has them (``silent``) tell an editor nothing."""
 
-UNANSWERED_OUTCOMES = (Outcome.CLARIFY, Outcome.HANDOFF)
+UNANSWERED_OUTCOMES = (Outcome.MENU, Outcome.HANDOFF)
 
 TICKET_STATES = tuple(TicketState)
 
@@ -35,7 +35,7 @@ REASONS = {
 
 OUTCOME_NAMES = {
     Outcome.ANSWER: "answered",
-    Outcome.CLARIFY: "clarified",
+    Outcome.MENU: "menu",
     Outcome.ORDER: "order lookup",
     ReplyKind.ASK: "asked for the order number",
 }
@@ -177,7 +177,7 @@ def kind_of(outcome: str) -> str:
     order number and looking the order up are both "order lookup"."""
     if outcome.startswith("handed off"):
         return "handed off"
-    return outcome if outcome in ("answered", "clarified") else "order lookup"
+    return outcome if outcome in ("answered", "menu") else "order lookup"
 
 
 def entry_languages(questions: Iterable[LoggedQuestion]) -> dict[str, str]:

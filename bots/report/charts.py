@@ -26,7 +26,7 @@ REASON_COLOURS = {
     HandoffReason.ORDER_UNAVAILABLE: "#7f7f7f",
 }
 
-OUTCOME_COLOURS = {"answered": "#2ca02c", "clarified": "#e6a100", "handed off": "#d62728", "order lookup": "#1f77b4"}
+OUTCOME_COLOURS = {"answered": "#2ca02c", "menu": "#e6a100", "handed off": "#d62728", "order lookup": "#1f77b4"}
 
 _CJK_FONTS = (
     "Noto Sans CJK SC",

@@ -146,7 +146,7 @@ def _top_section(groups: list[QuestionGroup], out_dir: Path, charts: list[Path])
 def _unanswered_section(
     questions: list[LoggedQuestion], embedder: Embedder | None, threshold: float, out_dir: Path, charts: list[Path]
 ) -> list[str]:
-    lines = ["## Not answered: clarified or handed off, grouped by similarity", ""]
+    lines = ["## Not answered directly: a menu or a person, grouped by similarity", ""]
     unanswered = [q for q in questions if q.outcome in UNANSWERED_OUTCOMES]
     if not unanswered:
         return [*lines, "The bot answered every question in this period.", ""]

@@ -144,7 +144,7 @@ class SqliteStateStore:
             values = {
                 "channel": c.channel, "user_id": c.user_id, "state": c.state, "ticket_id": c.ticket_id,
                 "language": c.language, "awaiting": c.awaiting,
-                "context": mask_text(json.dumps(c.context, ensure_ascii=False)), "clarify_count": c.clarify_count,
+                "context": json.dumps(_masked(c.context), ensure_ascii=False), "clarify_count": c.clarify_count,
                 "failed_count": c.failed_count, "last_entry_id": c.last_entry_id, "updated_at": c.updated_at,
             }  # fmt: skip
             db.execute(_upsert("conversations", values, ("channel", "user_id")), values)
@@ -309,6 +309,18 @@ class SqliteStateStore:
         with self._transaction() as db:
             values = {"key": key, "value": value, "expires_at": expires_at}
             db.execute(_upsert("shared_values", values, ("key",)), values)
+
+
+def _masked(value: Any) -> Any:
+    """Every text inside ``value`` masked; numbers and the structure as they are (masking the
+    JSON as one text would take a long number for a card and break the JSON)."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(item) for item in value]
+    return value
 
 
 def _marks(values: tuple[Any, ...]) -> str:

@@ -152,7 +152,7 @@ class Handlers:
             return self._asks(chat_id, user_id, questions[callback.index]), None
         if callback.action == "pick":
             options = conversation.context.get("options", [])
-            if conversation.awaiting != Awaiting.CLARIFY or not 0 <= callback.index <= len(options):
+            if conversation.awaiting != Awaiting.MENU or not 0 <= callback.index <= len(options):
                 return self._dropping(query), say(language, "telegram_expired")
 
             async def pick() -> None:

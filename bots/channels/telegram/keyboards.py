@@ -7,7 +7,7 @@ callback data, so the data is short, versioned by its prefix, and parsed defensi
   entry is left out when it would not fit; a press on an older answer is then not recorded);
 - ``agent``: talk to a person;
 - ``q:<lang>:<i>``: popular question ``i`` of ``/start`` and ``/help``;
-- ``pick:<i>``: option ``i`` (1-based) of a clarifying question.
+- ``pick:<i>``: option ``i`` (1-based) of a menu; ``pick:0``: none of these.
 """
 
 from __future__ import annotations
@@ -88,12 +88,12 @@ def options_keyboard(options: list[str], language: str = "zh") -> InlineKeyboard
 
 def keyboard_for(reply: Reply) -> InlineKeyboardMarkup | None:
     """The buttons a reply gets: feedback under an answer, questions under a greeting, choices
-    under a clarifying question."""
+    under a menu."""
     if reply.asks_feedback:
         return feedback_keyboard(reply.language, reply.entry_id)
     if reply.kind == "greeting" and reply.options:
         return questions_keyboard(reply.language, reply.options)
-    if reply.kind == ReplyKind.CLARIFY and reply.options:
+    if reply.kind == ReplyKind.MENU and reply.options:
         return options_keyboard(reply.options, reply.language)
     return None
 
