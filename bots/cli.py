@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kb.config import Config, ConfigError, load_config
+from kb.environment import set_environment_defaults
 
 if TYPE_CHECKING:
     from eval.calibrate import Calibration
@@ -304,6 +305,7 @@ def cmd_telegram(config: Config, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    set_environment_defaults()  # before any command loads a model library
     parser = argparse.ArgumentParser(prog="kb", description="FAQ and knowledge-base bot for e-commerce customer service.")
     parser.add_argument("--config", help="configuration file (default: $KB_CONFIG or ./kb.toml)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
