@@ -2,7 +2,7 @@
 or above a target with the highest coverage.
 
 The questions are asked once; every pair of thresholds is then replayed on the recorded
-confidences with the router's rules (:class:`retriever.components.AnswerRouter`):
+confidences with the router's rule (:func:`retriever.routing.route`):
 
 - a near tie (top two within ``clarify_gap``) with confidence ≥ ``clarify`` → clarify;
 - otherwise confidence ≥ ``answer`` → answer; else hand off;
@@ -31,6 +31,7 @@ from eval.metrics import answer_metrics
 from eval.run import Outcome
 from kb.config import ThresholdConfig
 from kb.model import Record
+from retriever.routing import route
 
 NEVER_CLARIFY = 1.01
 """A clarify threshold above every confidence (they are probabilities): near ties are answered."""
@@ -84,16 +85,7 @@ def split(items: list) -> tuple[list, list]:
 
 def decide(observations: list[Observation], answer: float, clarify: float) -> list[str]:
     """The router's action for each observation at these thresholds (money handoffs included)."""
-    actions = []
-    for o in observations:
-        if o.close and o.confidence >= clarify:
-            action = "clarify"
-        elif o.confidence >= answer:
-            action = "answer"
-        else:
-            action = "handoff"
-        actions.append("handoff" if o.blocked and action != "handoff" else action)
-    return actions
+    return [route(o.confidence, o.close, answer, clarify, money_question=o.blocked)[0] for o in observations]
 
 
 @dataclass

@@ -32,6 +32,7 @@ from kb.text import detect_language, keyword_tokens, normalize
 from retriever.confidence import confidence
 from retriever.keyword import KeywordIndex
 from retriever.money import MoneyGate
+from retriever.routing import route
 from retriever.whitening import Whitening
 
 
@@ -392,9 +393,9 @@ class Decision:
 @component
 class AnswerRouter:
     """Confidence from the top score, its gap to the runner-up and the embedders' agreement on it,
-    then the action.
+    then the action (:func:`retriever.routing.route`).
 
-    The money gate comes first and does not depend on any similarity threshold.
+    The money gate does not depend on any similarity threshold.
     """
 
     def __init__(
@@ -419,16 +420,13 @@ class AnswerRouter:
         calibration = self.calibration.get(language) or ConfidenceConfig()
         score = confidence(top, gap, agreement, calibration) if candidates else 0.0
         limits = self.thresholds
-        close = len(candidates) > 1 and gap < limits.clarify_gap
-        if close and score >= limits.clarify:
-            # Two entries nearly tied: asking beats guessing (measured: most such top-1s are wrong).
-            action, reason = "clarify", None
-        elif score >= limits.answer:
-            action, reason = "answer", None
-        else:
-            action, reason = "handoff", "low_confidence"
-        # A money entry on top hands off even in a near tie: the bot never decides a money question.
-        top_is_money = action != "handoff" and any(r.money for r in self.records.get(candidates[0].entry_id, ()))
-        if self.money.matches(text) or top_is_money:
-            action, reason = "handoff", "money"
+        top_is_money = bool(candidates) and any(r.money for r in self.records.get(candidates[0].entry_id, ()))
+        action, reason = route(
+            score,
+            near_tie=len(candidates) > 1 and gap < limits.clarify_gap,
+            answer=limits.answer,
+            clarify=limits.clarify,
+            money_question=self.money.matches(text),
+            money_top=top_is_money,
+        )
         return {"decision": Decision(action, reason, score, candidates, float(top), float(gap), agreement)}
