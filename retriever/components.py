@@ -213,6 +213,17 @@ class FaissRetriever:
         k = min(self.top_k, self.index.ntotal)
         scores, positions = self.index.search(query.reshape(1, -1), k)
         scores, positions = scores[0], positions[0]
+        best, second, best_row = self._by_entry(scores, positions)
+        grouped, floor = self._blend(query, best, second, float(scores[-1]) if k else 0.0)
+        best_phrase = {e: self.phrase_of[row] for e, row in best_row.items()}
+        hits = EntryHits(self.name, self.weight, grouped, best_phrase, floor, self.covers)
+        if self.whitening is None:
+            return {"hits": hits}
+        similarities, similarity_floor = self._raw_similarities(raw, best_row, int(positions[k - 1]))
+        return {"hits": dataclasses.replace(hits, similarities=similarities, similarity_floor=similarity_floor)}
+
+    def _by_entry(self, scores: np.ndarray, positions: np.ndarray) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
+        """Each entry's best and second-best phrase score among the hits, and its best row."""
         best: dict[str, float] = {}
         second: dict[str, float] = {}
         best_row: dict[str, int] = {}
@@ -224,21 +235,30 @@ class FaissRetriever:
                 best[entry], best_row[entry] = score, row
             elif entry not in second:
                 second[entry] = score
-        best_phrase = {e: self.phrase_of[row] for e, row in best_row.items()}
-        last = int(positions[k - 1])
-        floor = float(scores[-1]) if k else 0.0
+        return best, second, best_row
+
+    def _blend(
+        self, query: np.ndarray, best: dict[str, float], second: dict[str, float], lowest: float
+    ) -> tuple[dict[str, float], float]:
+        """Entry scores: the best phrase plus a share of the second best, blended with the entry's
+        centroid; and the floor, a score at or below that of any entry not among the hits
+        (``lowest`` is the last hit's score)."""
         share, blend = self.second_best_share, self.centroid_share
-        grouped = {e: s + share * second.get(e, min(s, floor)) for e, s in best.items()}
+        grouped = {e: s + share * second.get(e, min(s, lowest)) for e, s in best.items()}
         # Closeness to the entry's centroid (the mean of its phrasings) steadies the best-phrase
         # score: one odd phrasing should not win alone.
         central = self.centroids @ query
         grouped = {e: (1 - blend) * s + blend * float(central[self.row_of[e]]) for e, s in grouped.items()}
-        floor = (1 - blend) * floor * (1 + share) + blend * float(central.min())
-        hits = EntryHits(self.name, self.weight, grouped, best_phrase, floor, self.covers)
-        if self.whitening is None:
-            return {"hits": hits}
-        # The raw cosine of the phrase the ranking matched, and of the entry's raw centroid. A raw
-        # phrase vector is its whitened one, lengthened back and unwhitened: x = l·w @ M⁻¹ + mean.
+        return grouped, (1 - blend) * lowest * (1 + share) + blend * float(central.min())
+
+    def _raw_similarities(self, raw: np.ndarray, best_row: dict[str, int], last: int) -> tuple[dict[str, float], float]:
+        """The raw cosine of the phrase the ranking matched, blended with the entry's raw centroid
+        as :meth:`_blend` does, for the confidence; and the floor, from the last hit (row ``last``).
+
+        A raw phrase vector is its whitened one, lengthened back and unwhitened:
+        x = l·w @ M⁻¹ + mean, so its cosine with ``raw`` is l·(w @ (M⁻¹ @ raw)) + mean @ raw.
+        """
+        blend = self.centroid_share
         back = self.whitening.inverse @ raw
         offset = float(self.whitening.mean @ raw)
         rows = np.fromiter(best_row.values(), dtype=np.int64, count=len(best_row))
@@ -248,8 +268,7 @@ class FaissRetriever:
             e: (1 - blend) * float(p) + blend * float(raw_central[self.row_of[e]]) for e, p in zip(best_row, phrase, strict=True)
         }
         lowest = float(self.lengths[last] * (self.vectors[last] @ back) + offset) if last >= 0 else 0.0
-        similarity_floor = (1 - blend) * lowest + blend * float(raw_central.min())
-        return {"hits": dataclasses.replace(hits, similarities=similarities, similarity_floor=similarity_floor)}
+        return similarities, (1 - blend) * lowest + blend * float(raw_central.min())
 
 
 def _scan_index(vectors: np.ndarray) -> Any:
@@ -308,6 +327,8 @@ class ScoreFusion:
         self.records = records
         self.keep = keep
         self.policy_penalty = policy_penalty
+        self.policies = frozenset(e for e, versions in records.items() if any(r.kind == "policy" for r in versions))
+        """The ids of policy chunks (the others are FAQ entries)."""
         self.today = today
 
     @staticmethod
@@ -363,7 +384,7 @@ class ScoreFusion:
         for entry in entries:
             score = sum(h.weight * self._score(h, entry, dense, offsets) for h in dense) / total_weight
             score += sum(h.weight * h.scores.get(entry, 0.0) for h in keyword)
-            if entry.count("#"):
+            if entry in self.policies:
                 score -= self.policy_penalty
             fused[entry] = score
         return fused
