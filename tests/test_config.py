@@ -81,3 +81,16 @@ def test_loading_the_configuration_leaves_the_environment_alone(tmp_path, monkey
     assert not set(DEFAULTS) & set(os.environ)
     set_environment_defaults()
     assert {name: os.environ[name] for name in DEFAULTS} == DEFAULTS
+
+
+def test_the_benchmarks_copy_of_the_configuration_says_the_same_with_its_own_state(tmp_path):
+    from eval.kb_serve import configuration_copy
+
+    state = tmp_path / "state.sqlite"
+    copied = load_config(configuration_copy(ROOT / "kb.toml", tmp_path / "kb.toml", {"engine": {"state_path": str(state)}}))
+    original = load_config(ROOT / "kb.toml")
+    assert [asdict(e) for e in copied.embedders] == [asdict(e) for e in original.embedders]
+    assert asdict(copied.retrieval) == asdict(original.retrieval) and asdict(copied.thresholds) == asdict(original.thresholds)
+    for attr in ("content_dir", "index_dir", "cache_file"):
+        assert getattr(copied, attr) == getattr(original, attr)
+    assert load_settings(copied).engine.state_path == state
