@@ -8,13 +8,12 @@ environment win over the file (which should then be a local, ignored one).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from kb.config import Config, ConfigError
+from kb.config import Config, ConfigError, read_section
 
 
 @dataclass
@@ -74,29 +73,11 @@ class Settings:
     agents: AgentSettings
 
 
-def read_section(config: Config, name: str, cls: type, paths: tuple[str, ...] = ()) -> Any:
-    """The ``[name]`` section of the configuration as a ``cls`` dataclass; ``paths`` are made
-    relative to the configuration file. Unknown keys are an error that names the file."""
-    values = dict(config.extra.get(name) or {})
-    known = {f.name for f in fields(cls)}
-    unknown = set(values) - known
-    where = config.source or "configuration"
-    if unknown:
-        raise ConfigError(f"{where}: [{name}] unknown setting(s): {', '.join(sorted(unknown))}")
-    base = config.source.resolve().parent if config.source else Path.cwd()
-    for key in paths:
-        if key in values and not Path(values[key]).is_absolute():
-            values[key] = base / values[key]
-        elif key in values:
-            values[key] = Path(values[key])
-    return cls(**values)
-
-
 def load_settings(config: Config) -> Settings:
     """The engine's settings. Relative paths are relative to the config file, and by default
     the state lives beside the knowledge base (``index_dir``)."""
-    engine = read_section(config, "engine", EngineSettings, ("state_path",))
-    orders = read_section(config, "orders", OrderSettings, ("demo_path",))
+    engine = read_section(config, "engine", EngineSettings)
+    orders = read_section(config, "orders", OrderSettings)
     agents = read_section(config, "agents", AgentSettings)
     index_dir = Path(config.index_dir)
     if "state_path" not in (config.extra.get("engine") or {}):

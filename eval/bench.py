@@ -27,11 +27,11 @@ import time
 from pathlib import Path
 
 from eval.metrics import percentile
-from eval.report import machine
-from eval.run import evaluate
-from ingest import build, load_content
 from kb.config import Config, load_config
-from retriever import Retriever
+from kb.environment import set_environment_defaults
+
+# ingest, retriever and the eval modules that use them are imported where they are used: they load
+# FAISS and ONNX Runtime, which must come after main() has set the environment.
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTS = ["蓝牙耳机", "运动鞋", "羽绒服", "电饭煲", "口红", "坚果礼盒", "机械键盘", "保温杯", "双肩包", "吹风机"]
@@ -39,6 +39,8 @@ PRODUCTS = ["蓝牙耳机", "运动鞋", "羽绒服", "电饭煲", "口红", "�
 
 def synthetic_content(source: Path, target: Path, entries: int) -> None:
     """``entries`` FAQ files made from the sample ones, plus the sample policies and rules."""
+    from ingest import load_content
+
     content = load_content(source, display_root=source)
     shutil.copytree(source / "policies", target / "policies")
     shutil.copytree(source / "rules", target / "rules")
@@ -83,6 +85,8 @@ def peak_mb() -> float:
 def serve(config: Config, questions: list[str]) -> dict[str, float]:
     """What a freshly started server sees (run in its own process, ``--serve``): load the build,
     answer the first question, then warm latencies over every question."""
+    from retriever import Retriever
+
     started = time.perf_counter()
     config.retrieval.answer_cache_size = 0  # every question is answered anew, not from the cache
     retriever = Retriever.from_config(config)
@@ -119,6 +123,8 @@ def serve_in_fresh_process(config: Config, index_dir: Path) -> dict[str, float]:
 
 
 def bench_size(config: Config, entries: int) -> dict[str, float]:
+    from ingest import build
+
     with tempfile.TemporaryDirectory(prefix=f"kb-bench-{entries}-") as scratch:
         root = Path(scratch)
         settings = copy.deepcopy(config)
@@ -163,6 +169,10 @@ def print_size(size: int, f: dict[str, float]) -> None:
 
 
 def main() -> None:
+    set_environment_defaults()
+    from eval.report import machine
+    from eval.run import evaluate
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, nargs="*", default=[1000], help="sizes of the synthetic knowledge bases")
     parser.add_argument("--no-dev", action="store_true", help="skip the dev question sets")

@@ -4,17 +4,17 @@ asserts nothing.
     python -m eval.bench_wechat                          # 32 at a time, plaintext mode
     python -m eval.bench_wechat --mode safe --requests 3000 --concurrency 64
     python -m eval.bench_wechat --rate 100               # open loop: 100 messages arrive per second
-    python -m eval.bench_wechat --webhook-only           # the adapter alone, no engine
 
-The application (``kb serve``'s, over the configured knowledge base, with a fresh state store)
-runs in its own process under uvicorn, as in production. This process sends text messages built
-and signed as WeChat's server sends them (AES-encrypted with ``--mode safe``), each from a new
-customer, over hand-written keep-alive HTTP/1.1 (an HTTP client library would spend more CPU than
-the webhook and measure itself), and runs a fake of WeChat's API for the customer-service
-messages that handoffs send. Two phases, as ``eval.bench_server``: every distinct customer
-question once (nothing cached: retrieval speed), then a realistic stream where popular questions
-repeat (Zipf). For each: messages/s, latency p50/p95/p99, replies later than 4.5 s, CPU per
-message of the server and of this generator, and the engine's own time from the question log.
+``kb serve`` (over the configured knowledge base, with a fresh state store and a ``[wechat]``
+section pointing at the fake API below) runs in its own process, as in production. This process
+sends text messages built and signed as WeChat's server sends them (AES-encrypted with
+``--mode safe``), each from a new customer, over hand-written keep-alive HTTP/1.1 (an HTTP client
+library would spend more CPU than the webhook and measure itself), and runs a fake of WeChat's API
+for the customer-service messages that handoffs send. Two phases, as ``eval.bench_server``: every
+distinct customer question once (nothing cached: retrieval speed), then a realistic stream where
+popular questions repeat (Zipf). For each: messages/s, latency p50/p95/p99, replies later than
+4.5 s, CPU per message of the server and of this generator, and the engine's own time from the
+question log.
 Targets: ≥ 100 messages/s with p99 < 1 s, and no reply later than 4.5 s.
 """
 
@@ -24,11 +24,8 @@ import argparse
 import asyncio
 import hashlib
 import json
-import logging
 import os
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,11 +36,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
-
 from eval.bench_server import questions
+from eval.kb_serve import configuration_copy, engine_times, free_port, start, stop
 from eval.metrics import percentile
-from eval.report import machine
+from kb.environment import set_environment_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "benchtoken"
@@ -51,51 +47,6 @@ APP_ID = "wxbench0000000000"
 APP_SECRET = "benchsecret"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 LATE = 4.5
-
-
-# The server side (a separate process)
-
-
-def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from bots.conversation.engine import Engine
-    from bots.server import create_app
-    from bots.settings import load_settings
-    from kb.config import load_config
-
-    config = load_config(args.config)
-    config.extra = {
-        **config.extra,
-        "wechat": {
-            "token": TOKEN,
-            "app_id": APP_ID,
-            "app_secret": APP_SECRET,
-            "encoding_aes_key": AES_KEY,
-            "api_base_url": args.api,
-            "max_concurrent_answers": args.max_concurrent_answers,
-        },
-    }
-    for name in ("WECHAT_TOKEN", "WECHAT_APP_ID", "WECHAT_APP_SECRET", "WECHAT_ENCODING_AES_KEY"):
-        os.environ.pop(name, None)
-    settings = load_settings(config)
-    settings.engine.state_path = Path(args.state)
-    engine = Engine.from_config(config, settings=settings)
-    if args.webhook_only:
-        _stub_engine(engine)
-    app = create_app(config, engine, settings=settings)
-    logging.getLogger("kb.wechat").setLevel(logging.ERROR)  # not a warning per late answer
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
-    return 0
-
-
-def _stub_engine(engine: Any) -> None:
-    """The webhook alone: every message gets the same real answer without asking the engine."""
-    import copy
-
-    engine.retriever.warm_up()
-    turn = engine.handle("wechat", "bench-stub", "东西坏了能退吗")
-    engine.handle = lambda channel, user_id, text: copy.deepcopy(turn)
 
 
 # The client side
@@ -251,20 +202,6 @@ async def load(url: str, args: argparse.Namespace, stream: list[str], run: str) 
     return latencies, kinds, elapsed
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if process.poll() is not None:
-            raise SystemExit("the server did not start")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the server did not start in time")
-
-
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) a process has used so far (Linux), NaN elsewhere."""
     try:
@@ -278,20 +215,14 @@ def drain(state: Path, since: float, messages: int, timeout: float = 180) -> Non
     """Wait until the engine has answered every message of a phase (the late ones too), so that
     a backlog does not spill into the next phase's figures."""
     end = time.monotonic() + timeout
-    while len(engine_times(state, since)) < messages and time.monotonic() < end:
+    while len(engine_times(state, since, "wechat")) < messages and time.monotonic() < end:
         time.sleep(0.2)
     time.sleep(0.3)  # the last customer-service messages
 
 
-def engine_times(state: Path, since: float) -> list[float]:
-    """The engine's time per message of the measured run, from the question log."""
-    from bots.store import SqliteStateStore
-
-    logged = SqliteStateStore(state).questions(since)
-    return [q.latency_ms for q in logged if q.latency_ms is not None and q.channel == "wechat"]
-
-
 def run(args: argparse.Namespace) -> int:
+    from eval.report import machine  # loads the retriever (FAISS...): after main() has set the environment
+
     api = FakeApi()
     texts = questions()
     weights = [1 / (rank + 1) for rank in range(len(texts))]
@@ -301,41 +232,43 @@ def run(args: argparse.Namespace) -> int:
     ]
     load_before = os.getloadavg()[0]
     arrival = f"arriving at {args.rate:g}/s" if args.rate else f"{args.concurrency} at a time"
-    variant = ", WEBHOOK ONLY (every message gets the same answer, no engine)" if args.webhook_only else ""
     print(
         f"{machine()}; {args.mode} mode, {arrival}, {args.messages_per_user} message(s) per customer, "
-        f"max_concurrent_answers {args.max_concurrent_answers}{variant}"
+        f"max_concurrent_answers {args.max_concurrent_answers}"
     )
-    if not args.port:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            args.port = probe.getsockname()[1]
+    port = args.port or free_port()
     with tempfile.TemporaryDirectory() as folder:
         state = Path(folder) / "state.sqlite"
-        url = f"http://127.0.0.1:{args.port}"
-        command = [sys.executable, "-m", "eval.bench_wechat", "--serve", "--port", str(args.port), "--state", str(state)]
-        command += ["--api", api.url, *(["--config", args.config] if args.config else [])]
-        command += ["--webhook-only"] if args.webhook_only else []
-        command += ["--max-concurrent-answers", str(args.max_concurrent_answers)]
-        process = subprocess.Popen(command, cwd=ROOT)
+        wechat = {
+            "token": TOKEN,
+            "app_id": APP_ID,
+            "app_secret": APP_SECRET,
+            "encoding_aes_key": AES_KEY,
+            "api_base_url": api.url,
+            "max_concurrent_answers": args.max_concurrent_answers,
+        }
+        sections = {"engine": {"state_path": str(state)}, "wechat": wechat}
+        config = configuration_copy(args.config, Path(folder) / "kb.toml", sections)
+        # The [wechat] section above, not the credentials of a real account in this environment.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WECHAT_")}
+        server = start(config, port, Path(folder) / "server.log", env)
+        url = f"http://127.0.0.1:{port}"
         try:
-            wait_until_up(url, process)
             asyncio.run(load(url, args, ["你好", "hello", "谢谢"] * 10, "warmup"))  # connections, not answers
             for number, (label, stream) in enumerate(phases):
                 since, server_before, own_before, sent_before = (
                     time.time(),
-                    cpu_seconds(process.pid),
+                    cpu_seconds(server.pid),
                     time.process_time(),
                     api.sent,
                 )
                 latencies, kinds, seconds = asyncio.run(load(url, args, stream, f"phase{number}"))
-                server_cpu, own_cpu = cpu_seconds(process.pid) - server_before, time.process_time() - own_before
-                if not args.webhook_only:
-                    drain(state, since, len(stream))
-                report(label, latencies, kinds, seconds, server_cpu, own_cpu, engine_times(state, since), api.sent - sent_before)
+                server_cpu, own_cpu = cpu_seconds(server.pid) - server_before, time.process_time() - own_before
+                drain(state, since, len(stream))
+                engine_ms = engine_times(state, since, "wechat")
+                report(label, latencies, kinds, seconds, server_cpu, own_cpu, engine_ms, api.sent - sent_before)
         finally:
-            process.terminate()
-            process.wait(30)
+            stop(server)
     print(f"load average (other processes share these cores): {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     return 0
 
@@ -382,16 +315,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=0.0, help="open loop: messages arriving per second instead")
     parser.add_argument("--messages-per-user", type=int, default=1, help="messages each customer sends (default 1)")
     parser.add_argument("--mode", choices=["plain", "safe"], default="plain")
-    parser.add_argument("--webhook-only", action="store_true", help="no engine: what the adapter itself sustains")
     parser.add_argument(
         "--max-concurrent-answers", type=int, default=16, help="[wechat] max_concurrent_answers of the server (default 16)"
     )
     parser.add_argument("--port", type=int, default=0, help="the server's port (default: a free one)")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--state", help=argparse.SUPPRESS)
-    parser.add_argument("--api", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    return serve(args) if args.serve else run(args)
+    set_environment_defaults()
+    return run(args)
 
 
 if __name__ == "__main__":

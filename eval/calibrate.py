@@ -3,7 +3,7 @@ precision at or above a target with the highest coverage, and menus down to wher
 offering the right entry.
 
 The questions are asked once; every pair of thresholds is then replayed on the recorded
-confidences with the router's rules (:class:`retriever.components.AnswerRouter`):
+confidences with the router's rule (:func:`retriever.routing.route`):
 
 - confidence ≥ ``answer`` → answer; else confidence ≥ ``menu`` → a menu of the first
   ``menu_size`` entries; else hand off;
@@ -20,18 +20,20 @@ odd-numbered ones.
 from __future__ import annotations
 
 import math
-import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tomlkit
+import tomlkit.items
 
 from eval.metrics import answer_metrics
 from eval.run import Outcome
 from kb.config import ThresholdConfig
 from kb.model import Record
+from retriever.routing import route
 
 MENU_TARGET = 0.5
 """Share of the menus that must offer the right entry, at the lowest menu threshold chosen."""
@@ -83,16 +85,9 @@ def split(items: list) -> tuple[list, list]:
 
 def decide(observations: list[Observation], answer: float, menu: float) -> list[str]:
     """The router's action for each observation at these thresholds (money handoffs included)."""
-    actions = []
-    for o in observations:
-        if o.confidence >= answer:
-            action = "answer"
-        elif o.confidence >= menu and o.top is not None:
-            action = "menu"
-        else:
-            action = "handoff"
-        actions.append("handoff" if o.blocked and action != "handoff" else action)
-    return actions
+    return [
+        route(o.confidence, answer, menu, has_candidates=o.top is not None, money_question=o.blocked)[0] for o in observations
+    ]
 
 
 @dataclass
@@ -312,9 +307,6 @@ def menu_threshold(fit: list[Observation], answer: float, target: float = MENU_T
     return min(nice_threshold(_lower_neighbour(values, chosen), chosen, toward=chosen), answer)
 
 
-_ANY_SECTION = re.compile(r"^\s*\[")
-
-
 def write_thresholds(path: Path, answer: float, menu: float) -> None:
     """Set ``[thresholds] answer`` and ``menu`` in the TOML file at ``path`` (an older ``clarify``
     setting there is set too, so that the file says one thing)."""
@@ -327,41 +319,48 @@ def write_thresholds(path: Path, answer: float, menu: float) -> None:
 
 def write_settings(path: Path, section: tuple[str, ...], values: dict[str, float]) -> None:
     """Set ``values`` in the ``section`` (``("thresholds",)``, ``("confidence", "zh")``) of the
-    TOML file at ``path``, leaving every other line (comments included) as it was; the section is
-    added when missing."""
+    TOML file at ``path``, leaving everything else (comments and layout included) as it was; the
+    section is added when missing."""
     path = Path(path)
-    name = ".".join(section)
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    tomllib.loads(text)  # refuse to edit a file that is not valid TOML
-    lines = text.splitlines(keepends=True)
-    header = re.compile(rf"^\s*\[\s*{re.escape(name)}\s*\]\s*(#.*)?$")
-    start = next((i for i, line in enumerate(lines) if header.match(line)), None)
-    if start is None:
-        if _lookup(tomllib.loads(text), section) is not None:
-            raise ValueError(f"{path}: [{name}] is set in another form; edit it by hand")
-        if lines and not lines[-1].endswith("\n"):
-            lines[-1] += "\n"
-        lines += ["\n", f"[{name}]\n", *(f"{k} = {v}\n" for k, v in values.items())]
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if _ANY_SECTION.match(lines[i])), len(lines))
-        for key, value in values.items():
-            pattern = re.compile(rf"^(\s*{key}\s*=\s*)([^#\n]*?)(\s*(#.*)?)$", re.DOTALL)
-            row = next((i for i in range(start + 1, end) if pattern.match(lines[i])), None)
-            if row is None:
-                # After the section's last setting, so that keys keep the order they were added in.
-                last = max(
-                    (i for i in range(start + 1, end) if lines[i].strip() and not lines[i].lstrip().startswith("#")),
-                    default=start,
-                )
-                lines.insert(last + 1, f"{key} = {value}\n")
-                end += 1
-            else:
-                lines[row] = pattern.sub(lambda m, v=value: f"{m.group(1)}{v}{m.group(3)}", lines[row])
-    updated = "".join(lines)
+    tomllib.loads(text)  # refuse to edit a file that is not valid TOML (a ValueError)
+    document = tomlkit.parse(text)
+    table: Any = document
+    for depth, key in enumerate(section):
+        if key not in table:
+            new = tomlkit.table(is_super_table=depth < len(section) - 1)
+            if table is document and text.strip():  # at the end of the file, after a blank line
+                for _ in range(2 - min(2, len(text) - len(text.rstrip("\n")))):
+                    document.add(tomlkit.nl())
+            elif not new.is_super_table():
+                new.add(tomlkit.nl())  # among its parent's tables: a blank line before the next one
+            table[key] = new
+        table = table[key]
+        if not isinstance(table, dict):
+            raise ValueError(f"{path}: {'.'.join(section[: depth + 1])} is not a table; edit it by hand")
+    for key, value in values.items():
+        if key in table:
+            table[key] = value  # tomlkit keeps the comment beside the value
+        else:
+            _add_after_last_setting(table, key, value)
+    updated = tomlkit.dumps(document)
     written = _lookup(tomllib.loads(updated), section) or {}
     if any(written.get(k) != v for k, v in values.items()):
-        raise ValueError(f"{path}: could not set [{name}] safely; edit it by hand")
+        raise ValueError(f"{path}: could not set [{'.'.join(section)}] safely; edit it by hand")
     path.write_text(updated, encoding="utf-8")
+
+
+def _add_after_last_setting(table: Any, key: str, value: float) -> None:
+    """Add ``key`` right after the table's last setting, before the blank lines and comments that
+    end it (they introduce the next section), so that keys keep the order they were added in."""
+    container = table.value if isinstance(table, (tomlkit.items.Table, tomlkit.items.InlineTable)) else table
+    body = container.body  # (key, item); None for a blank line or a comment
+    trailing = []
+    while body and body[-1][0] is None:
+        trailing.append(body.pop()[1])
+    table[key] = value
+    for item in reversed(trailing):
+        container.add(item)
 
 
 def _lookup(data: dict, section: tuple[str, ...]) -> Any:

@@ -4,7 +4,6 @@ Public API: :func:`build`, :func:`build_records`, :func:`lint`, :func:`load_cont
 :func:`load_money_rules`, :class:`Problem`, :class:`BuildFailed`.
 """
 
-import kb.config  # noqa: F401  (offline and no telemetry, before any model library loads)
 from ingest.build import BuildFailed, BuildReport, build, build_records
 from ingest.content import Content, load_content
 from ingest.lint import lint

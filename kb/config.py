@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import os
 import tomllib
+import types
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-# Offline by default: nothing may try to download model weights at run time.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-# OpenMP pools (FAISS's, torch's) that spin between parallel regions take a core from the models
-# answering the same question: Chinese questions took 25 ms instead of 18 (p50, 1,000 entries).
-# Read by each OpenMP runtime when it loads, so set before any of them does.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+T = TypeVar("T")
 
 
 @dataclass
@@ -173,31 +167,72 @@ class Config:
         return self.cache_path or Path(self.index_dir) / "cache.sqlite"
 
 
-def _merge(obj: Any, values: dict[str, Any], where: str) -> Any:
-    known = {f.name: f for f in fields(obj)}
-    for key, value in values.items():
-        if key not in known:
-            raise ConfigError(f"{where}: unknown setting '{key}'")
-        current = getattr(obj, key)
-        if is_dataclass(current) and isinstance(value, dict):
-            _merge(current, value, f"{where}.{key}")
-        elif isinstance(current, Path):
-            setattr(obj, key, Path(value))
-        elif isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-            setattr(obj, key, float(value))
-        else:
-            setattr(obj, key, value)
-    return obj
-
-
 class ConfigError(ValueError):
     """The configuration file says something the product cannot use."""
+
+
+_NOT_IN_FILE = frozenset({"extra", "source"})
+"""Fields of :class:`Config` that the loader fills, not the file."""
+
+_EXPECTED = {bool: "true or false", int: "a whole number", float: "a number", str: "text in quotes", Path: "a path in quotes"}
+
+
+def _shown(value: Any) -> str:
+    kind = {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list", dict: "a table"}
+    return f"{value!r} ({kind.get(type(value), type(value).__name__)})"
+
+
+def _typed(value: Any, hint: Any, file: str, name: str) -> Any:
+    """``value`` as read from ``file``, checked against the declared type ``hint`` (an int is
+    accepted where a float is declared, a string where a path is); ``name`` is the setting's
+    dotted name, for the error."""
+    if get_origin(hint) in (Union, types.UnionType):  # ``Path | None``: TOML has no null, so the other one
+        (hint,) = [a for a in get_args(hint) if a is not type(None)]
+    origin, args = get_origin(hint), get_args(hint)
+    if hint is Any:
+        return value
+    if is_dataclass(hint) or origin in (list, dict):
+        wanted = list if origin is list else dict
+        if not isinstance(value, wanted):
+            raise ConfigError(f"{file}: {name} must be {'a list' if wanted is list else 'a table'}, not {_shown(value)}")
+        if is_dataclass(hint):
+            return _merge(hint(), value, file, name)
+        if origin is list:
+            return [_typed(item, args[0], file, f"{name}[{i}]") for i, item in enumerate(value)]
+        return {key: _typed(item, args[1], file, f"{name}.{key}") for key, item in value.items()}
+    accepted = {float: (int, float), Path: (str,)}.get(hint, (hint,))
+    if (isinstance(value, bool) and hint is not bool) or not isinstance(value, accepted):  # a bool is an int in Python
+        raise ConfigError(f"{file}: {name} must be {_EXPECTED.get(hint, hint.__name__)}, not {_shown(value)}")
+    return hint(value) if hint in (float, Path) else value
+
+
+def _merge(obj: Any, values: dict[str, Any], file: str, prefix: str = "", skip: frozenset[str] = frozenset()) -> Any:
+    """Set ``values`` (read from ``file``) on the dataclass ``obj``, each checked against its
+    field's type; ``prefix`` is the dotted name of ``obj``'s table. A table for a dataclass field
+    is merged into it; a table of dataclasses (``[confidence.zh]``) replaces the entries it names
+    and keeps the others."""
+    hints = get_type_hints(type(obj))
+    known = {f.name for f in fields(obj)} - skip
+    for key, value in values.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if key not in known:
+            raise ConfigError(f"{file}: unknown setting '{name}'")
+        current, hint = getattr(obj, key), hints[key]
+        if is_dataclass(current) and isinstance(value, dict):
+            _merge(current, value, file, name)
+        elif get_origin(hint) is dict and is_dataclass(get_args(hint)[1]) and isinstance(value, dict):
+            current.update(_typed(value, hint, file, name))
+        else:
+            setattr(obj, key, _typed(value, hint, file, name))
+    return obj
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Return the configuration from ``path``, ``$KB_CONFIG`` or ``./kb.toml``, else the defaults.
 
-    Relative paths in the file are taken relative to the file's folder.
+    Every value is checked against the type its setting declares: a mistake is a
+    :class:`ConfigError` that names the file and the setting. Relative paths in the file are
+    taken relative to the file's folder.
     """
     config = Config()
     candidate = path or os.environ.get("KB_CONFIG") or ("kb.toml" if Path("kb.toml").exists() else None)
@@ -211,21 +246,38 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{file}: {error}") from None
     config.source = file
-    base = file.resolve().parent
-    embedders = data.pop("embedder", None)
-    calibration = data.pop("confidence", None)
-    known = {f.name for f in fields(Config)}
-    core = {k: v for k, v in data.items() if k in known}
-    config.extra = {k: v for k, v in data.items() if k not in known}
-    _merge(config, core, str(file))
-    if calibration is not None:
-        for lang, values in calibration.items():
-            config.confidence[lang] = _merge(ConfidenceConfig(), values, f"{file}: [confidence.{lang}]")
+    embedders = data.pop("embedder", None)  # one [[embedder]] table per model
+    known = {f.name for f in fields(Config)} - _NOT_IN_FILE
+    # The sections of the later parts of the product ([engine], [telegram], ...): each is checked
+    # by read_section when its part reads it.
+    config.extra = {k: v for k, v in data.items() if k not in known and isinstance(v, dict)}
+    unknown = sorted(data.keys() - known - config.extra.keys())
+    if unknown:
+        raise ConfigError(f"{file}: unknown setting '{unknown[0]}'")
+    _merge(config, {k: v for k, v in data.items() if k in known}, str(file), skip=_NOT_IN_FILE | {"embedders"})
     config.thresholds.sync()
     if embedders is not None:
-        config.embedders = [_merge(EmbedderConfig(), e, f"{file}: [[embedder]]") for e in embedders]
+        config.embedders = _typed(embedders, list[EmbedderConfig], str(file), "embedder")
+    base = file.resolve().parent
     for attr in ("content_dir", "index_dir", "cache_path"):
         value = getattr(config, attr)
         if value is not None:
             setattr(config, attr, Path(value) if Path(value).is_absolute() else base / value)
     return config
+
+
+def read_section(config: Config, name: str, cls: type[T]) -> T:
+    """The ``[name]`` section of the configuration file as a ``cls`` dataclass, every value
+    checked against its field's type (a mistake names the file and the setting). Relative paths
+    are taken relative to the file's folder."""
+    values = config.extra.get(name) or {}
+    file = str(config.source or "configuration")
+    if not isinstance(values, dict):
+        raise ConfigError(f"{file}: {name} must be a table, not {_shown(values)}")
+    section = _merge(cls(), values, file, name)
+    base = config.source.resolve().parent if config.source else Path.cwd()
+    for key in values:
+        value = getattr(section, key)
+        if isinstance(value, Path) and not value.is_absolute():
+            setattr(section, key, base / value)
+    return section

@@ -138,32 +138,65 @@ def encoder_graph(
     ``Gemm``. With ``expose_inputs``, each product's input is also an output, ``KEY.input``.
     ``layer(n)`` gives layer ``n``'s weights (a large model is read one layer at a time).
     """
-    from onnx import TensorProto, helper, numpy_helper
-
     if int8 and ranges is None:
         raise ValueError("an int8 graph needs the activation ranges of its products")
-    initializers, nodes, exposed = [], [], []
+    graph = _GraphWriter(shape.eps, ranges if int8 else None, expose_inputs)
+    # Token rows (B * T, H) between attentions: one matrix product per linear layer, with the
+    # kept channels' product and the int8 one summed in one pass (Gemm).
+    dims = graph.op("Shape", ["embeddings"])[0]
+    batch_tokens = graph.op("Slice", [dims, graph.constant("from", np.array([0])), graph.constant("to", np.array([2]))])[0]
+    qkv_shape = graph.op("Concat", [batch_tokens, graph.constant("qkv_width", np.array([3 * shape.hidden]))], axis=0)[0]
+    rows_shape = graph.constant("rows_shape", np.array([-1, shape.hidden]))
+    x = graph.layer_norm(graph.op("Reshape", ["embeddings", rows_shape])[0], "embeddings.norm", embedding_norm)
+    for n in range(shape.layers):
+        x = graph.encoder_layer(x, layer(n), f"l{n}", qkv_shape, rows_shape, shape.heads)
+    graph.mean_pool(graph.op("Reshape", [x, dims])[0], "pooled")
+    return graph.serialize(name, shape.hidden)
 
-    def constant(key: str, value: np.ndarray) -> str:
-        initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), key))
+
+class _GraphWriter:
+    """An ONNX graph being written, node by node: :func:`encoder_graph`'s parts.
+
+    Node and constant names follow the order they are added in, so the same model always gives
+    the same bytes (the graph cache is keyed by the model file and a version, not by the bytes).
+    """
+
+    def __init__(self, eps: float, ranges: Ranges | None, expose_inputs: bool) -> None:
+        from onnx import TensorProto, helper, numpy_helper
+
+        self._helper, self._numpy_helper, self._float = helper, numpy_helper, TensorProto.FLOAT
+        self.eps = eps
+        self.ranges = ranges
+        """The activation ranges of an int8 graph; None: float32 products."""
+        self.expose_inputs = expose_inputs
+        self.initializers: list = []
+        self.nodes: list = []
+        self.exposed: list = []
+
+    def constant(self, key: str, value: np.ndarray) -> str:
+        self.initializers.append(self._numpy_helper.from_array(np.ascontiguousarray(value), key))
         return key
 
-    def op(kind: str, inputs: list[str], outputs: int = 1, domain: str = "", **attributes) -> list[str]:
-        names = [f"{kind}_{len(nodes)}_{i}" for i in range(outputs)]
-        nodes.append(helper.make_node(kind, inputs, names, domain=domain, **attributes))
+    def op(self, kind: str, inputs: list[str], outputs: int = 1, domain: str = "", **attributes) -> list[str]:
+        names = [f"{kind}_{len(self.nodes)}_{i}" for i in range(outputs)]
+        self.nodes.append(self._helper.make_node(kind, inputs, names, domain=domain, **attributes))
         return names
 
-    def linear(x: str, weights: Linear, key: str) -> str:
+    def linear(self, x: str, weights: Linear, key: str) -> str:
         """``x @ weight.T + bias`` for token rows ``x`` ``(B * T, in)``."""
         weight, bias = weights
         columns = np.asarray(weight, np.float32).T  # (in, out)
-        bias = constant(f"{key}.bias", np.asarray(bias, np.float32))
-        if expose_inputs:
-            nodes.append(helper.make_node("Identity", [x], [f"{key}.input"]))
-            exposed.append(helper.make_tensor_value_info(f"{key}.input", TensorProto.FLOAT, ["rows", columns.shape[0]]))
-        if not int8:
-            return op("Gemm", [x, constant(f"{key}.weight", columns), bias])[0]
-        low, high = ranges[key]
+        bias = self.constant(f"{key}.bias", np.asarray(bias, np.float32))
+        if self.expose_inputs:
+            self.nodes.append(self._helper.make_node("Identity", [x], [f"{key}.input"]))
+            self.exposed.append(self._helper.make_tensor_value_info(f"{key}.input", self._float, ["rows", columns.shape[0]]))
+        if self.ranges is None:
+            return self.op("Gemm", [x, self.constant(f"{key}.weight", columns), bias])[0]
+        return self._int8_linear(x, columns, bias, key)
+
+    def _int8_linear(self, x: str, columns: np.ndarray, bias: str, key: str) -> str:
+        """The int8 product, plus the float32 one of the :data:`OUTLIER_CHANNELS` kept channels."""
+        low, high = self.ranges[key]
         kept = np.sort(np.argsort(np.maximum(-low, high))[-OUTLIER_CHANNELS:])
         rest = np.ones(columns.shape[0], bool)
         rest[kept] = False
@@ -175,65 +208,60 @@ def encoder_graph(
         int8_columns = columns * rest[:, None]
         scale = np.maximum(np.abs(int8_columns).max(axis=0) / 127.0, 1e-12).astype(np.float32)
         quantized = np.clip(np.round(int8_columns / scale), -127, 127).astype(np.int8)
-        step, zero = constant(f"{key}.step", np.asarray(step)), constant(f"{key}.zero_point", np.asarray(zero))
+        step, zero = self.constant(f"{key}.step", np.asarray(step)), self.constant(f"{key}.zero_point", np.asarray(zero))
         inputs = [
-            op("QuantizeLinear", [x, step, zero])[0],
-            constant(f"{key}.weight", quantized),
+            self.op("QuantizeLinear", [x, step, zero])[0],
+            self.constant(f"{key}.weight", quantized),
             step,
-            constant(f"{key}.scale", scale),
+            self.constant(f"{key}.scale", scale),
             zero,
-            constant(f"{key}.zero", np.zeros(scale.shape, np.int8)),
+            self.constant(f"{key}.zero", np.zeros(scale.shape, np.int8)),
             bias,
         ]
-        product = op("MatMulIntegerToFloat", inputs, domain="com.microsoft")[0]
-        picked = op("Gather", [x, constant(f"{key}.kept", kept.astype(np.int64))], axis=1)[0]
-        return op("Gemm", [picked, constant(f"{key}.float_weight", columns[kept]), product])[0]  # + the kept channels
+        product = self.op("MatMulIntegerToFloat", inputs, domain="com.microsoft")[0]
+        picked = self.op("Gather", [x, self.constant(f"{key}.kept", kept.astype(np.int64))], axis=1)[0]
+        return self.op("Gemm", [picked, self.constant(f"{key}.float_weight", columns[kept]), product])[0]  # + the kept channels
 
-    def layer_norm(x: str, key: str, norm: Norm) -> str:
-        weight, bias = (constant(f"{key}.{part}", np.asarray(v, np.float32)) for part, v in zip("wb", norm, strict=True))
-        return op("LayerNormalization", [x, weight, bias], epsilon=shape.eps, axis=-1)[0]
+    def layer_norm(self, x: str, key: str, norm: Norm) -> str:
+        weight, bias = (self.constant(f"{key}.{part}", np.asarray(v, np.float32)) for part, v in zip("wb", norm, strict=True))
+        return self.op("LayerNormalization", [x, weight, bias], epsilon=self.eps, axis=-1)[0]
 
-    # Token rows (B * T, H) between attentions: one matrix product per linear layer, with the
-    # kept channels' product and the int8 one summed in one pass (Gemm).
-    dims = op("Shape", ["embeddings"])[0]
-    batch_tokens = op("Slice", [dims, constant("from", np.array([0])), constant("to", np.array([2]))])[0]
-    qkv_shape = op("Concat", [batch_tokens, constant("qkv_width", np.array([3 * shape.hidden]))], axis=0)[0]
-    rows_shape = constant("rows_shape", np.array([-1, shape.hidden]))
-    x = layer_norm(op("Reshape", ["embeddings", rows_shape])[0], "embeddings.norm", embedding_norm)
-    for n in range(shape.layers):
-        weights, key = layer(n), f"l{n}"
+    def encoder_layer(self, x: str, weights: EncoderLayer, key: str, qkv_shape: str, rows_shape: str, heads: int) -> str:
+        """One post-norm transformer layer on token rows ``x``: attention (query, key and value in
+        one product), add and norm, GELU feed-forward, add and norm."""
         qkv = (
             np.concatenate([weights.query[0], weights.key[0], weights.value[0]]),
             np.concatenate([weights.query[1], weights.key[1], weights.value[1]]),
         )
-        qkv = op("Reshape", [linear(x, qkv, f"{key}.qkv"), qkv_shape])[0]
-        q, k, v = op("Split", [qkv], outputs=3, axis=-1, num_outputs=3)
+        qkv = self.op("Reshape", [self.linear(x, qkv, f"{key}.qkv"), qkv_shape])[0]
+        q, k, v = self.op("Split", [qkv], outputs=3, axis=-1, num_outputs=3)
         # MultiHeadAttention's sixth input is the bias (no key padding mask, no packed inputs).
-        context = op("MultiHeadAttention", [q, k, v, "", "", "attention_bias"], domain="com.microsoft", num_heads=shape.heads)[0]
-        attended = linear(op("Reshape", [context, rows_shape])[0], weights.attention_output, f"{key}.out")
-        x = layer_norm(op("Add", [x, attended])[0], f"{key}.attention_norm", weights.attention_norm)
-        inner = op("Gelu", [linear(x, weights.ffn_in, f"{key}.ffn_in")])[0]
-        outer = linear(inner, weights.ffn_out, f"{key}.ffn_out")
-        x = layer_norm(op("Add", [x, outer])[0], f"{key}.output_norm", weights.output_norm)
-    x = op("Reshape", [x, dims])[0]
-    tokens_axis = constant("tokens_axis", np.array([1], np.int64))
-    summed = op("ReduceSum", [op("Mul", [x, "mask"])[0], tokens_axis], keepdims=0)[0]
-    nodes.append(helper.make_node("Div", [summed, op("ReduceSum", ["mask", tokens_axis], keepdims=0)[0]], ["pooled"]))
-    inputs = [
-        helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["batch", "tokens", shape.hidden]),
-        helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", "tokens", 1]),
-        helper.make_tensor_value_info("attention_bias", TensorProto.FLOAT, ["batch", "bias_heads", "tokens", "tokens"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        name,
-        inputs,
-        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["batch", shape.hidden]), *exposed],
-        initializers,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)])
-    model.ir_version = 10
-    return model.SerializeToString()
+        context = self.op("MultiHeadAttention", [q, k, v, "", "", "attention_bias"], domain="com.microsoft", num_heads=heads)[0]
+        attended = self.linear(self.op("Reshape", [context, rows_shape])[0], weights.attention_output, f"{key}.out")
+        x = self.layer_norm(self.op("Add", [x, attended])[0], f"{key}.attention_norm", weights.attention_norm)
+        inner = self.op("Gelu", [self.linear(x, weights.ffn_in, f"{key}.ffn_in")])[0]
+        outer = self.linear(inner, weights.ffn_out, f"{key}.ffn_out")
+        return self.layer_norm(self.op("Add", [x, outer])[0], f"{key}.output_norm", weights.output_norm)
+
+    def mean_pool(self, x: str, output: str) -> None:
+        """``output``: the mean of ``x`` ``(B, T, H)`` over each text's tokens (``mask``)."""
+        tokens_axis = self.constant("tokens_axis", np.array([1], np.int64))
+        summed = self.op("ReduceSum", [self.op("Mul", [x, "mask"])[0], tokens_axis], keepdims=0)[0]
+        count = self.op("ReduceSum", ["mask", tokens_axis], keepdims=0)[0]
+        self.nodes.append(self._helper.make_node("Div", [summed, count], [output]))
+
+    def serialize(self, name: str, hidden: int) -> bytes:
+        helper, tensor = self._helper, self._helper.make_tensor_value_info
+        inputs = [
+            tensor("embeddings", self._float, ["batch", "tokens", hidden]),
+            tensor("mask", self._float, ["batch", "tokens", 1]),
+            tensor("attention_bias", self._float, ["batch", "bias_heads", "tokens", "tokens"]),
+        ]
+        outputs = [tensor("pooled", self._float, ["batch", hidden]), *self.exposed]
+        graph = helper.make_graph(self.nodes, name, inputs, outputs, self.initializers)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)])
+        model.ir_version = 10
+        return model.SerializeToString()
 
 
 def activation_ranges(graph: bytes, feeds: Iterable[dict[str, np.ndarray]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -32,6 +32,7 @@ from kb.text import detect_language, keyword_tokens, normalize
 from retriever.confidence import confidence
 from retriever.keyword import KeywordIndex
 from retriever.money import MoneyGate
+from retriever.routing import route
 from retriever.whitening import Whitening
 
 
@@ -212,6 +213,17 @@ class FaissRetriever:
         k = min(self.top_k, self.index.ntotal)
         scores, positions = self.index.search(query.reshape(1, -1), k)
         scores, positions = scores[0], positions[0]
+        best, second, best_row = self._by_entry(scores, positions)
+        grouped, floor = self._blend(query, best, second, float(scores[-1]) if k else 0.0)
+        best_phrase = {e: self.phrase_of[row] for e, row in best_row.items()}
+        hits = EntryHits(self.name, self.weight, grouped, best_phrase, floor, self.covers)
+        if self.whitening is None:
+            return {"hits": hits}
+        similarities, similarity_floor = self._raw_similarities(raw, best_row, int(positions[k - 1]))
+        return {"hits": dataclasses.replace(hits, similarities=similarities, similarity_floor=similarity_floor)}
+
+    def _by_entry(self, scores: np.ndarray, positions: np.ndarray) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
+        """Each entry's best and second-best phrase score among the hits, and its best row."""
         best: dict[str, float] = {}
         second: dict[str, float] = {}
         best_row: dict[str, int] = {}
@@ -223,21 +235,30 @@ class FaissRetriever:
                 best[entry], best_row[entry] = score, row
             elif entry not in second:
                 second[entry] = score
-        best_phrase = {e: self.phrase_of[row] for e, row in best_row.items()}
-        last = int(positions[k - 1])
-        floor = float(scores[-1]) if k else 0.0
+        return best, second, best_row
+
+    def _blend(
+        self, query: np.ndarray, best: dict[str, float], second: dict[str, float], lowest: float
+    ) -> tuple[dict[str, float], float]:
+        """Entry scores: the best phrase plus a share of the second best, blended with the entry's
+        centroid; and the floor, a score at or below that of any entry not among the hits
+        (``lowest`` is the last hit's score)."""
         share, blend = self.second_best_share, self.centroid_share
-        grouped = {e: s + share * second.get(e, min(s, floor)) for e, s in best.items()}
+        grouped = {e: s + share * second.get(e, min(s, lowest)) for e, s in best.items()}
         # Closeness to the entry's centroid (the mean of its phrasings) steadies the best-phrase
         # score: one odd phrasing should not win alone.
         central = self.centroids @ query
         grouped = {e: (1 - blend) * s + blend * float(central[self.row_of[e]]) for e, s in grouped.items()}
-        floor = (1 - blend) * floor * (1 + share) + blend * float(central.min())
-        hits = EntryHits(self.name, self.weight, grouped, best_phrase, floor, self.covers)
-        if self.whitening is None:
-            return {"hits": hits}
-        # The raw cosine of the phrase the ranking matched, and of the entry's raw centroid. A raw
-        # phrase vector is its whitened one, lengthened back and unwhitened: x = l·w @ M⁻¹ + mean.
+        return grouped, (1 - blend) * lowest * (1 + share) + blend * float(central.min())
+
+    def _raw_similarities(self, raw: np.ndarray, best_row: dict[str, int], last: int) -> tuple[dict[str, float], float]:
+        """The raw cosine of the phrase the ranking matched, blended with the entry's raw centroid
+        as :meth:`_blend` does, for the confidence; and the floor, from the last hit (row ``last``).
+
+        A raw phrase vector is its whitened one, lengthened back and unwhitened:
+        x = l·w @ M⁻¹ + mean, so its cosine with ``raw`` is l·(w @ (M⁻¹ @ raw)) + mean @ raw.
+        """
+        blend = self.centroid_share
         back = self.whitening.inverse @ raw
         offset = float(self.whitening.mean @ raw)
         rows = np.fromiter(best_row.values(), dtype=np.int64, count=len(best_row))
@@ -247,8 +268,7 @@ class FaissRetriever:
             e: (1 - blend) * float(p) + blend * float(raw_central[self.row_of[e]]) for e, p in zip(best_row, phrase, strict=True)
         }
         lowest = float(self.lengths[last] * (self.vectors[last] @ back) + offset) if last >= 0 else 0.0
-        similarity_floor = (1 - blend) * lowest + blend * float(raw_central.min())
-        return {"hits": dataclasses.replace(hits, similarities=similarities, similarity_floor=similarity_floor)}
+        return similarities, (1 - blend) * lowest + blend * float(raw_central.min())
 
 
 def _scan_index(vectors: np.ndarray) -> Any:
@@ -307,6 +327,8 @@ class ScoreFusion:
         self.records = records
         self.keep = keep
         self.policy_penalty = policy_penalty
+        self.policies = frozenset(e for e, versions in records.items() if any(r.kind == "policy" for r in versions))
+        """The ids of policy chunks (the others are FAQ entries)."""
         self.today = today
 
     @staticmethod
@@ -362,7 +384,7 @@ class ScoreFusion:
         for entry in entries:
             score = sum(h.weight * self._score(h, entry, dense, offsets) for h in dense) / total_weight
             score += sum(h.weight * h.scores.get(entry, 0.0) for h in keyword)
-            if entry.count("#"):
+            if entry in self.policies:
                 score -= self.policy_penalty
             fused[entry] = score
         return fused
@@ -397,7 +419,7 @@ class AnswerRouter:
     outcomes: answer (sure), menu (the right entry is likely among the first few: let the customer
     pick), handoff (too far from every entry).
 
-    The money gate comes first and does not depend on any threshold.
+    The money gate comes first and does not depend on any threshold (:func:`retriever.routing.route`).
     """
 
     def __init__(
@@ -421,18 +443,15 @@ class AnswerRouter:
         calibration = self.calibration.get(language) or ConfidenceConfig()
         sure = confidence(top, gap, agreement, calibration, score) if candidates else 0.0
         limits = self.thresholds
-        if sure >= limits.answer:
-            action, reason = "answer", None
-        elif sure >= limits.menu and candidates:
-            # A wrong answer given with confidence costs more than a tap: the right entry is among
-            # the first three for most of these (measured: 0.6-0.9 of the in-scope ones).
-            action, reason = "menu", None
-        else:
-            action, reason = "handoff", "low_confidence"
-        # A money entry on top hands off, in a menu too: the bot never decides a money question
-        # (measured: offering it in a menu let 15-30 % of the money questions of the customer sets
-        # past the gate). A money entry lower in a menu hands off when it is picked.
-        top_is_money = action != "handoff" and any(r.money for r in self.records.get(candidates[0].entry_id, ()))
-        if self.money.matches(text) or top_is_money:
-            action, reason = "handoff", "money"
+        # A money entry on top hands off, in a menu too; a money entry lower in a menu hands off
+        # when it is picked.
+        top_is_money = bool(candidates) and any(r.money for r in self.records.get(candidates[0].entry_id, ()))
+        action, reason = route(
+            sure,
+            answer=limits.answer,
+            menu=limits.menu,
+            has_candidates=bool(candidates),
+            money_question=self.money.matches(text),
+            money_top=top_is_money,
+        )
         return {"decision": Decision(action, reason, sure, candidates, float(top), float(gap), agreement, float(score))}

@@ -3,7 +3,7 @@
 Native libraries share two cores here: ONNX Runtime (e5, MiniLM), FAISS's OpenMP, numpy's
 OpenBLAS, and torch for an embedder configured with ``runtime = "torch"``. Idle pool threads spin,
 and a spinning pool slows the others several times over (measured: e5 from ~25 to ~65 ms per
-question; see also ``OMP_WAIT_POLICY`` in :mod:`kb.config`). Each question's models run one per core
+question; see also ``OMP_WAIT_POLICY`` in :mod:`kb.environment`). Each question's models run one per core
 (:class:`retriever.components.DenseRetrievers`), each on one thread of its own.
 """
 

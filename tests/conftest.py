@@ -9,14 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from bots.cli import main
-from bots.conversation.engine import Engine
-from bots.orders import DemoOrderBackend
-from bots.settings import load_settings
-from bots.store import SqliteStateStore
-from ingest import build
-from kb.config import Config, EmbedderConfig, load_config
-from retriever import Retriever
+from kb.environment import set_environment_defaults
+
+set_environment_defaults()  # before the imports below load FAISS, ONNX Runtime or torch
+
+from bots.cli import main  # noqa: E402
+from bots.conversation.engine import Engine  # noqa: E402
+from bots.orders import DemoOrderBackend  # noqa: E402
+from bots.settings import load_settings  # noqa: E402
+from bots.store import SqliteStateStore  # noqa: E402
+from ingest import build  # noqa: E402
+from kb.config import Config, EmbedderConfig, load_config  # noqa: E402
+from retriever import Retriever  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -206,6 +206,20 @@ def test_agreement_is_the_share_of_embedders_that_rank_the_entry_first(sample):
     assert sale not in [x.entry_id for x in after_sale] and after_sale[0].entry_id == a and after_sale[0].agreement == 0.5
 
 
+def test_the_policy_penalty_goes_by_the_kind_of_record_not_by_the_id():
+    from kb.model import FaqEntry, PolicyChunk, Steps
+    from retriever.components import EntryHits, ScoreFusion
+
+    faq = FaqEntry("faq#1", "zh", "怎么退货", [], Steps("可以。", "", []))  # an id that looks like a chunk's
+    chunk = PolicyChunk("returns-section", "returns", "zh", "退货", ["退货"], "七天无理由退货。", [])
+    records = {"faq#1": [faq], "returns-section": [chunk]}
+    hits = EntryHits("e5", 1.0, {"faq#1": 0.7, "returns-section": 0.72}, {}, 0.0)
+    assert ScoreFusion(records, 0.0).run([hits])["candidates"][0].entry_id == "returns-section"
+    penalised = ScoreFusion(records, 0.05).run([hits])["candidates"]
+    assert [c.entry_id for c in penalised] == ["faq#1", "returns-section"]
+    assert penalised[0].score == pytest.approx(0.7) and penalised[1].score == pytest.approx(0.67)
+
+
 def test_the_embedders_agreeing_raises_the_confidence(sample):
     answer = sample.ask("我的快递到哪了")
     assert answer.agreement == 1.0

@@ -518,8 +518,10 @@ def test_subscribe_welcomes_once_and_unsubscribe_is_recorded(start):
     wechat, user = app.wechat("safe"), "o-user-10"
     xml = wechat.event(user, "subscribe", created=1_700_000_000)
     first = wechat.reply(wechat.post(xml))
-    assert first["MsgType"] == "text" and "常见问题" in first["Content"] and "· 怎么申请退货" in first["Content"]
+    assert first["MsgType"] == "text" and "常见问题" in first["Content"] and "1. 我的订单到哪了" in first["Content"]
     assert wechat.reply(wechat.post(xml)) == first  # a retried event: same reply, recorded once
+    picked = wechat.reply(wechat.post(wechat.text(user, "1")))  # a number answers the welcome's list
+    assert "订单号" in picked["Content"]
     assert wechat.reply(wechat.post(wechat.event(user, "unsubscribe"))) == "success"
     recorded = [m.text for m in app.engine.store.recent_messages("wechat", user) if m.author == "system"]
     assert recorded == ["subscribed", "unsubscribed"]

@@ -12,20 +12,14 @@ kb telegram          the Telegram bot: --polling (long polling), or set-webhook 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import math
 import os
 import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from eval.cli import add_arguments as eval_arguments
 from kb.config import Config, ConfigError, load_config
-
-if TYPE_CHECKING:
-    from eval.calibrate import Calibration
-    from eval.compare import Row
+from kb.environment import set_environment_defaults
 
 
 def _progress(stream=sys.stderr):
@@ -124,139 +118,9 @@ def cmd_ask(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_eval(config: Config, args: argparse.Namespace) -> int:
-    from eval.dataset import DatasetError, load_queries
-    from eval.run import ask_all, serving, summarize
+    from eval.cli import run
 
-    def progress(done: int, total: int, name: str = "") -> None:
-        if not args.json and sys.stderr.isatty():
-            print(f"\r  {name + ': ' if name else ''}{done}/{total} questions   ", end="", file=sys.stderr, flush=True)
-
-    if args.write_config and not (args.calibrate or args.fit_confidence):
-        print("--write-config needs --calibrate or --fit-confidence (it writes what they find).", file=sys.stderr)
-        return 2
-    if not 0 < args.target_precision <= 1:
-        print(f"--target-precision is a share between 0 and 1, not {args.target_precision}.", file=sys.stderr)
-        return 2
-    started = time.perf_counter()
-    if not (Path(args.folder) / "kb.jsonl").exists():
-        _ensure_built(config)  # questions for the configured knowledge base
-    rows, calibration, fits = None, None, None
-    try:
-        queries = load_queries(Path(args.folder))
-        others = []
-        if args.compare and (Path(args.folder) / "kb.jsonl").exists():
-            from eval.compare import baselines
-
-            others = baselines(config)
-        with serving(config, Path(args.folder), others) as retriever:
-            if args.compare:
-                retriever.warm_up()  # every configuration then starts with its models loaded
-            outcomes = ask_all(retriever, queries, progress)
-            if args.compare:
-                from eval.compare import compare
-
-                rows = compare(retriever, queries, outcomes, lambda name, done, total: progress(done, total, name), others)
-            if args.calibrate:
-                from eval.calibrate import calibrate
-
-                thresholds = retriever.config.thresholds
-                calibration = calibrate(outcomes, retriever.kb.records, thresholds, args.target_precision)
-            if args.fit_confidence:
-                from eval.confidence import fit_confidence
-
-                fits = fit_confidence(outcomes, retriever.config.confidence)
-    except DatasetError as error:
-        print(error, file=sys.stderr)
-        return 1
-    metrics = summarize(outcomes)
-    if sys.stderr.isatty() and not args.json:
-        print(file=sys.stderr)
-    if args.json:
-        if rows is None and calibration is None and fits is None:
-            print(json.dumps(_plain(metrics)))
-        else:
-            extra = {"compare": {r.name: _plain(r.metrics) for r in rows}} if rows else {}
-            extra |= {"calibration": calibration.to_dict()} if calibration else {}
-            extra |= {"confidence": [dataclasses.asdict(f) for f in fits]} if fits is not None else {}
-            print(json.dumps({"metrics": _plain(metrics), **extra}, ensure_ascii=False))
-    else:
-        _print_eval(args, metrics, rows, calibration, time.perf_counter() - started)
-        if fits is not None:
-            from eval.report import confidence_text
-
-            print("\n" + confidence_text(fits))
-    code = 0
-    if args.write_config and calibration is not None:
-        code = _write_thresholds(calibration, Path(args.write_config))
-    if args.write_config and fits is not None:
-        code = max(code, _write_confidence(fits, Path(args.write_config)))
-    if args.report:
-        from eval.compare import Row
-        from eval.report import write_report
-
-        shown = rows or [Row("product", metrics, outcomes, product=True)]
-        written = write_report(Path(args.report), Path(args.folder), metrics, shown, calibration)
-        print(f"Report written to {written[0]} (charts: {', '.join(p.name for p in written[1:])})", file=sys.stderr)
-    return code
-
-
-def _write_confidence(fits: list, path: Path) -> int:
-    from eval.calibrate import write_settings
-
-    if not fits:
-        print(f"{path} left unchanged: no language has enough questions to fit its confidence.", file=sys.stderr)
-        return 1
-    for fit in fits:
-        values = dataclasses.asdict(fit.calibration)
-        try:
-            write_settings(path, ("confidence", fit.language), values)
-        except (ValueError, OSError) as error:
-            print(f"Could not write the confidence of {fit.language}: {error}", file=sys.stderr)
-            return 1
-        shown = ", ".join(f"{k} = {v}" for k, v in values.items())
-        print(f"Wrote [confidence.{fit.language}] {shown} to {path}", file=sys.stderr)
-    return 0
-
-
-def _plain(metrics: dict) -> dict:
-    """NaN (no figure) as null, so that the JSON is valid."""
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
-
-
-def _print_eval(
-    args: argparse.Namespace, metrics: dict, rows: list[Row] | None, calibration: Calibration | None, seconds: float
-) -> None:
-    from eval.compare import shortfalls
-    from eval.report import calibration_text, compare_table
-
-    print(f"{args.folder}: {metrics['n_queries']} questions in {seconds:.0f}s")
-    if not rows:
-        for key, value in metrics.items():
-            if key != "n_queries":
-                print(f"  {key:20s} {'n/a' if value is None else f'{value:.3f}'}")
-    else:
-        print("\n" + compare_table(rows))
-        print("\nCoverage, precision and accuracy of a part use the product's calibration and thresholds;")
-        print("compare the parts on recall, MRR and AUROC.")
-        behind = shortfalls(rows)
-        print("\n".join(f"Note: {s}." for s in behind) if behind else "The product pipeline wins or ties on recall@1 and AUROC.")
-    if calibration is not None:
-        print("\n" + calibration_text(calibration))
-
-
-def _write_thresholds(calibration: Calibration, path: Path) -> int:
-    from eval.calibrate import write_thresholds
-
-    if not calibration.found:
-        print(f"{path} left unchanged: no thresholds reach the target precision.", file=sys.stderr)
-        return 1
-    try:
-        write_thresholds(path, calibration.answer, calibration.clarify)
-    except (ValueError, OSError) as error:  # tomllib.TOMLDecodeError is a ValueError
-        print(f"Could not write the thresholds: {error}", file=sys.stderr)
-        return 1
-    print(f"Wrote [thresholds] answer = {calibration.answer}, clarify = {calibration.clarify} to {path}", file=sys.stderr)
-    return 0
+    return run(config, args, build_if_needed=_ensure_built)
 
 
 def _engine(config: Config):
@@ -311,6 +175,7 @@ def cmd_telegram(config: Config, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    set_environment_defaults()  # before any command loads a model library
     parser = argparse.ArgumentParser(prog="kb", description="FAQ and knowledge-base bot for e-commerce customer service.")
     parser.add_argument("--config", help="configuration file (default: $KB_CONFIG or ./kb.toml)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -323,26 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate = commands.add_parser(
         "eval", help="measure on a question set (kb.jsonl + queries.jsonl; without kb.jsonl: on the configured content)"
     )
-    evaluate.add_argument("folder")
-    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
-    evaluate.add_argument(
-        "--compare", action="store_true", help="also run keyword search alone and each embedder alone, and print one table"
-    )
-    evaluate.add_argument(
-        "--calibrate", action="store_true", help="find the answer and clarify thresholds for --target-precision"
-    )
-    evaluate.add_argument(
-        "--target-precision", type=float, default=0.95, metavar="P", help="answered precision to keep (default 0.95)"
-    )
-    evaluate.add_argument(
-        "--fit-confidence",
-        action="store_true",
-        help="fit each language's confidence on half the questions, check it on the rest",
-    )
-    evaluate.add_argument(
-        "--write-config", metavar="PATH", help="with --calibrate / --fit-confidence: write what they find into this TOML file"
-    )
-    evaluate.add_argument("--report", metavar="PATH", help="also write a Markdown report with PNG charts")
+    eval_arguments(evaluate)
     evaluate.set_defaults(run=cmd_eval)
     chat = commands.add_parser("chat", help="talk to the whole bot in the terminal")
     chat.add_argument("--user", default="demo", help="the customer's user id (default: demo)")

@@ -3,24 +3,20 @@ account security. The words are the editors' (``content/rules/handoff.yml``, in 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from kb.text import normalize
+from kb.vocabulary import HandoffReason
+from retriever.matcher import KeywordMatcher
 
 # Order of precedence when a message says several things: security first, then a request for a
 # person, then anger (an angry request for a person is still a request).
-TRIGGERS = ("privacy", "requested", "upset")
+TRIGGERS = (HandoffReason.PRIVACY, HandoffReason.REQUESTED, HandoffReason.UPSET)
 
 
 class HandoffTriggers:
     def __init__(self, rules: dict[str, dict[str, list[str]]]) -> None:
-        self._rules: dict[str, tuple[list[str], re.Pattern[str] | None]] = {}
-        for trigger in TRIGGERS:
-            section = rules.get(trigger) or {}
-            patterns = section.get("patterns") or []
-            pattern = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
-            self._rules[trigger] = ([k for k in section.get("keywords") or [] if k], pattern)
+        self._rules = {trigger: KeywordMatcher.from_section(rules.get(trigger)) for trigger in TRIGGERS}
 
     @classmethod
     def from_build_rules(cls, rules: dict[str, Any]) -> HandoffTriggers:
@@ -29,8 +25,4 @@ class HandoffTriggers:
     def match(self, message: str) -> str | None:
         """The first trigger the message sets off, or None. ``message`` is as the customer wrote it."""
         text = normalize(message)
-        for trigger in TRIGGERS:
-            keywords, pattern = self._rules[trigger]
-            if any(k in text for k in keywords) or (pattern is not None and pattern.search(text)):
-                return trigger
-        return None
+        return next((trigger for trigger in TRIGGERS if self._rules[trigger].matches(text)), None)

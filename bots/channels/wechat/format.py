@@ -26,11 +26,7 @@ def size(text: str) -> int:
 
 def render(reply: Reply) -> str:
     """One reply as WeChat plain text."""
-    if reply.kind == "greeting" and reply.options:
-        # Popular questions are examples to type or copy, not numbered choices: a bare "1" is only
-        # understood after a menu or as feedback.
-        bullets = "\n".join(f"· {option}" for option in reply.options)
-        return "\n\n".join(p for p in (reply.notice, reply.text, bullets, reply.after) if p)
+    # A numbered list (a menu, the welcome's popular questions) is answered with its number.
     return reply.plain(numbering="circled", feedback_hint=True)
 
 
