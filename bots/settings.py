@@ -30,6 +30,13 @@ class EngineSettings:
     """A ticket untouched this long escalates."""
     max_failed_answers: int = 2
     """After this many answers in a row marked "not solved", the customer is handed over as upset."""
+    order_guesses_per_order: int = 5
+    """Guesses of an order's phone digits (right or wrong, from anyone) within ``order_lock_minutes``;
+    past this the order is locked for that long and the customer is handed to a person. Order
+    numbers are sequential, so the limit must hold per order, not per customer."""
+    order_guesses_per_customer: int = 10
+    """The same, per customer (channel and user), over every order."""
+    order_lock_minutes: float = 60.0
     common_questions: dict[str, list[str]] = field(
         default_factory=lambda: {
             "zh": ["我的订单到哪了", "怎么申请退货", "退款多久到账", "运费怎么算", "优惠券怎么用"],

@@ -1,5 +1,5 @@
 """The conversation state: conversations and their transcripts, handoff tickets, feedback, the
-question log, claims on retried deliveries and shared values.
+question log, claims on retried deliveries, shared values and rate limits.
 
 - :mod:`~bots.store.records`: what is kept (plain dataclasses);
 - :mod:`~bots.store.protocols`: the interface, one protocol per role;
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bots.store.protocols import Claims, Conversations, Feedback, QuestionLog, SharedValues, StateStore, Tickets
+from bots.store.protocols import Claims, Conversations, Feedback, Limits, QuestionLog, SharedValues, StateStore, Tickets
 from bots.store.records import Conversation, LoggedQuestion, Ticket, TicketMessage, new_ticket_id
 from bots.store.sqlite import SqliteStateStore
 
@@ -25,6 +25,7 @@ __all__ = [
     "Conversation",
     "Conversations",
     "Feedback",
+    "Limits",
     "LoggedQuestion",
     "QuestionLog",
     "SharedValues",
