@@ -1,7 +1,7 @@
-"""Settings of the conversation engine and the server, from the ``[engine]``, ``[orders]`` and
-``[agents]`` sections of the configuration file, and from the environment for secrets.
+"""Settings of the conversation engine and the server, from the ``[engine]``, ``[orders]``,
+``[agents]`` and ``[api]`` sections of the configuration file, and from the environment for secrets.
 
-Secrets are never in the repository: ``KB_AGENT_TOKEN`` and ``KB_ORDERS_TOKEN`` in the
+Secrets are never in the repository: ``KB_AGENT_TOKEN``, ``KB_API_TOKEN`` and ``KB_ORDERS_TOKEN`` in the
 environment win over the file (which should then be a local, ignored one).
 """
 
@@ -75,10 +75,20 @@ class AgentSettings:
 
 
 @dataclass
+class ApiSettings:
+    token: str = ""
+    """Bearer token for ``POST /api/ask``. Secret: better in ``KB_API_TOKEN``. Empty: the API
+    answers only requests that reach the server on a loopback address (a local demo)."""
+    max_body_bytes: int = 64_000
+    """A larger body gets 413 before it is read."""
+
+
+@dataclass
 class Settings:
     engine: EngineSettings
     orders: OrderSettings
     agents: AgentSettings
+    api: ApiSettings = field(default_factory=ApiSettings)
 
 
 def read_section(config: Config, name: str, cls: type, paths: tuple[str, ...] = ()) -> Any:
@@ -105,6 +115,7 @@ def load_settings(config: Config) -> Settings:
     engine = read_section(config, "engine", EngineSettings, ("state_path",))
     orders = read_section(config, "orders", OrderSettings, ("demo_path",))
     agents = read_section(config, "agents", AgentSettings)
+    api = read_section(config, "api", ApiSettings)
     index_dir = Path(config.index_dir)
     if "state_path" not in (config.extra.get("engine") or {}):
         engine.state_path = index_dir / "state.sqlite"
@@ -112,10 +123,11 @@ def load_settings(config: Config) -> Settings:
         orders.demo_path = index_dir / "orders.sqlite"
     orders.auth_token = os.environ.get("KB_ORDERS_TOKEN", orders.auth_token)
     agents.token = os.environ.get("KB_AGENT_TOKEN", agents.token)
+    api.token = os.environ.get("KB_API_TOKEN", api.token)
     try:
         engine.zone, engine.hours  # noqa: B018  (fail now, with the file's name, not on the first message)
     except Exception as error:
         raise ConfigError(f"{config.source or 'configuration'}: [engine] {error}") from None
     if orders.backend not in ("demo", "http"):
         raise ConfigError(f"{config.source or 'configuration'}: [orders] backend must be 'demo' or 'http'")
-    return Settings(engine, orders, agents)
+    return Settings(engine, orders, agents, api)

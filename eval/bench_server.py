@@ -17,6 +17,7 @@ import asyncio
 import os
 import platform
 import random
+import secrets
 import socket
 import subprocess
 import sys
@@ -75,7 +76,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def _load(url: str, stream: list[str], concurrency: int) -> tuple[list[float], float, int]:
+async def _load(url: str, stream: list[str], concurrency: int, token: str) -> tuple[list[float], float, int]:
     latencies: list[float] = []
     errors = 0
     queue: asyncio.Queue[str] = asyncio.Queue()
@@ -92,7 +93,8 @@ async def _load(url: str, stream: list[str], concurrency: int) -> tuple[list[flo
             errors += response.status_code != 200
 
     limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits, headers=headers) as client:
         started = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         return latencies, time.perf_counter() - started, errors
@@ -103,7 +105,9 @@ def serve_load(config_path: Path | None, texts: list[str], requests: int, concur
     command = [sys.executable, "-m", "bots.cli", *(["--config", str(config_path)] if config_path else [])]
     command += ["serve", "--port", str(port), "--log-level", "warning"]
     started = time.perf_counter()
-    server = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL)
+    token = secrets.token_urlsafe(24)  # /api/ask with its key, as a deployment runs it
+    environment = {**os.environ, "KB_API_TOKEN": token}
+    server = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL, env=environment)
     url = f"http://127.0.0.1:{port}"
     try:
         while True:
@@ -116,12 +120,12 @@ def serve_load(config_path: Path | None, texts: list[str], requests: int, concur
                 raise SystemExit("kb serve did not start")
             time.sleep(0.2)
         print(f"POST /api/ask on loopback (kb serve up in {time.perf_counter() - started:.1f}s, {concurrency} clients)")
-        latencies, seconds, errors = asyncio.run(_load(url, texts, concurrency))
+        latencies, seconds, errors = asyncio.run(_load(url, texts, concurrency, token))
         print(figures("every distinct question once", latencies, seconds) + f"  errors {errors}")
         rng = random.Random(7)
         weights = [1 / (rank + 1) for rank in range(len(texts))]
         stream = rng.choices(texts, weights=weights, k=requests)
-        latencies, seconds, errors = asyncio.run(_load(url, stream, concurrency))
+        latencies, seconds, errors = asyncio.run(_load(url, stream, concurrency, token))
         print(figures("realistic stream (Zipf repeats)", latencies, seconds) + f"  errors {errors}")
     finally:
         server.terminate()
