@@ -64,7 +64,10 @@ def key_notice(token: str, host: str) -> str | None:
             "/api/ask has no key (KB_API_TOKEN is not set): it answers anyone who can reach "
             f"{host}, for a local demo only. Set KB_API_TOKEN before putting a proxy in front."
         )
-    return f"/api/ask is off: KB_API_TOKEN is not set and the server listens on {host}, not loopback."
+    return (
+        f"/api/ask is off for requests from other machines: KB_API_TOKEN is not set and the server "
+        f"listens on {host}; only requests that come in on a loopback address are answered."
+    )
 
 
 class BodyLimit:
