@@ -1,7 +1,8 @@
 """``kb serve``: one ASGI application for everything that comes over HTTP.
 
 - ``GET /healthz``: alive, and which build is serving;
-- ``POST /api/ask``: ``{"question": ...}`` → the answer (with ``user_id``: the whole engine);
+- ``POST /api/ask``: ``{"question": ...}`` → the answer (with ``user_id``: the whole engine, as a
+  customer of the ``api`` channel only); Bearer key ``KB_API_TOKEN`` (:mod:`bots.guards`);
 - the agent API under ``/api/agent`` (Bearer token from ``[agents] token`` / ``KB_AGENT_TOKEN``):
   list open tickets, read one, take, reply (sent through the customer's channel), close;
 - the channels' webhooks, which mount themselves through the :class:`~bots.channels.ChannelHub`.
@@ -17,7 +18,7 @@ import contextlib
 import hmac
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,9 +31,10 @@ from bots.channels.telegram import mount_telegram
 from bots.channels.wechat import mount_wechat
 from bots.conversation import Engine
 from bots.desk import TicketClosed, TicketNotFound
+from bots.guards import BodyLimit, check_api_key
 from bots.settings import Settings, load_settings
 from kb.config import Config
-from kb.vocabulary import OPEN_TICKET_STATES, TicketState
+from kb.vocabulary import OPEN_TICKET_STATES, Channel, TicketState
 from retriever import render_answer
 
 log = logging.getLogger("kb.server")
@@ -42,7 +44,9 @@ class AskRequest(BaseModel):
     question: str = Field(max_length=20_000)
     user_id: str | None = Field(default=None, max_length=200)
     """With a user id the message goes through the whole engine (handoff, orders, feedback)."""
-    channel: str = Field(default="api", max_length=40)
+    channel: Literal["api"] = "api"
+    """Kept for old clients: the API speaks for its own customers only, never for another
+    channel's (only a channel's adapter, after verifying a request, may)."""
 
 
 class AgentAction(BaseModel):
@@ -75,6 +79,7 @@ def create_app(
                 await hook()
 
     app = FastAPI(title="Knowledge-base bot", lifespan=lifespan, docs_url="/docs")
+    app.add_middleware(BodyLimit, limits={"/api/ask": settings.api.max_body_bytes})
     app.state.engine = engine
     app.state.config = config
     app.state.settings = settings
@@ -100,12 +105,15 @@ def create_app(
         kb = engine.retriever.kb
         return {"status": "ok", "build": kb.build_id, "records": len(kb.records)}
 
-    @app.post("/api/ask")
+    def api_key(request: Request) -> None:
+        check_api_key(request, settings.api.token)
+
+    @app.post("/api/ask", dependencies=[Depends(api_key)])
     async def ask(body: AskRequest, request: Request) -> dict[str, Any]:
         if body.user_id is None:
             answer = await run_in_threadpool(engine.retriever.ask, body.question)
             return {**answer.to_dict(), "text": render_answer(answer)}
-        turn = await run_in_threadpool(engine.handle, body.channel, body.user_id, body.question)
+        turn = await run_in_threadpool(engine.handle, Channel.API, body.user_id, body.question)
         if turn.handed_off and turn.ticket is not None:
             await hub.notify("opened", turn.ticket)
         return {

@@ -1,7 +1,7 @@
-"""Settings of the conversation engine and the server, from the ``[engine]``, ``[orders]`` and
-``[agents]`` sections of the configuration file, and from the environment for secrets.
+"""Settings of the conversation engine and the server, from the ``[engine]``, ``[orders]``,
+``[agents]`` and ``[api]`` sections of the configuration file, and from the environment for secrets.
 
-Secrets are never in the repository: ``KB_AGENT_TOKEN`` and ``KB_ORDERS_TOKEN`` in the
+Secrets are never in the repository: ``KB_AGENT_TOKEN``, ``KB_API_TOKEN`` and ``KB_ORDERS_TOKEN`` in the
 environment win over the file (which should then be a local, ignored one).
 """
 
@@ -29,6 +29,13 @@ class EngineSettings:
     """A ticket untouched this long escalates."""
     max_failed_answers: int = 2
     """After this many answers in a row marked "not solved", the customer is handed over as upset."""
+    order_guesses_per_order: int = 5
+    """Guesses of an order's phone digits (right or wrong, from anyone) within ``order_lock_minutes``;
+    past this the order is locked for that long and the customer is handed to a person. Order
+    numbers are sequential, so the limit must hold per order, not per customer."""
+    order_guesses_per_customer: int = 10
+    """The same, per customer (channel and user), over every order."""
+    order_lock_minutes: float = 60.0
     common_questions: dict[str, list[str]] = field(
         default_factory=lambda: {
             "zh": ["我的订单到哪了", "怎么申请退货", "退款多久到账", "运费怎么算", "优惠券怎么用"],
@@ -67,10 +74,20 @@ class AgentSettings:
 
 
 @dataclass
+class ApiSettings:
+    token: str = ""
+    """Bearer token for ``POST /api/ask``. Secret: better in ``KB_API_TOKEN``. Empty: the API
+    answers only requests that reach the server on a loopback address (a local demo)."""
+    max_body_bytes: int = 64_000
+    """A larger body gets 413 before it is read."""
+
+
+@dataclass
 class Settings:
     engine: EngineSettings
     orders: OrderSettings
     agents: AgentSettings
+    api: ApiSettings = field(default_factory=ApiSettings)
 
 
 def load_settings(config: Config) -> Settings:
@@ -79,6 +96,7 @@ def load_settings(config: Config) -> Settings:
     engine = read_section(config, "engine", EngineSettings)
     orders = read_section(config, "orders", OrderSettings)
     agents = read_section(config, "agents", AgentSettings)
+    api = read_section(config, "api", ApiSettings)
     index_dir = Path(config.index_dir)
     if "state_path" not in (config.extra.get("engine") or {}):
         engine.state_path = index_dir / "state.sqlite"
@@ -86,10 +104,11 @@ def load_settings(config: Config) -> Settings:
         orders.demo_path = index_dir / "orders.sqlite"
     orders.auth_token = os.environ.get("KB_ORDERS_TOKEN", orders.auth_token)
     agents.token = os.environ.get("KB_AGENT_TOKEN", agents.token)
+    api.token = os.environ.get("KB_API_TOKEN", api.token)
     try:
         engine.zone, engine.hours  # noqa: B018  (fail now, with the file's name, not on the first message)
     except Exception as error:
         raise ConfigError(f"{config.source or 'configuration'}: [engine] {error}") from None
     if orders.backend not in ("demo", "http"):
         raise ConfigError(f"{config.source or 'configuration'}: [orders] backend must be 'demo' or 'http'")
-    return Settings(engine, orders, agents)
+    return Settings(engine, orders, agents, api)

@@ -63,7 +63,7 @@ def engine_overhead(url: str, state: Path, texts: list[str]) -> None:
     print(figures("Engine.handle", engine_times(state, since, "bench")))
 
 
-async def _load(url: str, stream: list[str], concurrency: int) -> tuple[list[float], float, int]:
+async def _load(url: str, stream: list[str], concurrency: int, token: str) -> tuple[list[float], float, int]:
     latencies: list[float] = []
     errors = 0
     queue: asyncio.Queue[str] = asyncio.Queue()
@@ -80,7 +80,8 @@ async def _load(url: str, stream: list[str], concurrency: int) -> tuple[list[flo
             errors += response.status_code != 200
 
     limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits, headers=headers) as client:
         started = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         return latencies, time.perf_counter() - started, errors

@@ -31,6 +31,32 @@ class HandoffReason(StrEnum):
     REQUESTED = "requested"
     PRIVACY = "privacy"
     ORDER_UNAVAILABLE = "order_unavailable"
+    ORDER_LOCKED = "order_locked"
+    """Too many guesses of an order's phone digits: the order is locked for a while, a person verifies."""
+
+
+class Channel(StrEnum):
+    """Where customers write: a closed set, so that no request can make up a channel (``""``,
+    ``"../x"``) or speak for another one's customers. Only a channel's own adapter, after it has
+    verified the request, uses that channel's name."""
+
+    API = "api"
+    """``POST /api/ask`` (with its key)."""
+    TELEGRAM = "telegram"
+    WECHAT = "wechat"
+    CHAT = "chat"
+    """``kb chat`` in a terminal."""
+    TEST = "test"
+    BENCH = "bench"
+    """The test suite and the benchmarks."""
+
+
+def check_channel(channel: str) -> Channel:
+    """``channel`` as a :class:`Channel`; ValueError for a name outside the set."""
+    try:
+        return Channel(channel)
+    except ValueError:
+        raise ValueError(f"unknown channel {channel[:40]!r}") from None
 
 
 class TicketState(StrEnum):

@@ -13,6 +13,9 @@ import pytest
 
 from bots.orders import HttpOrderBackend, Order
 from bots.orders.demo import sample_orders
+from bots.store import SqliteStateStore
+from bots.store.sqlite import MIGRATIONS
+from kb.vocabulary import HandoffReason
 from tests.conftest import Clock
 from tests.test_engine import at
 
@@ -155,3 +158,47 @@ def test_no_raw_phone_card_id_or_email_reaches_the_database(make_engine, tmp_pat
     files = [engine.store.path.read_bytes(), wal.read_bytes() if wal.exists() else b""]
     for raw in RAW:
         assert all(raw.encode() not in blob for blob in files)
+
+
+def test_the_phone_guess_limit_holds_per_order_whatever_user_id_asks(engine):
+    """Issue 19: the limit was 3 guesses per user id, and every request could bring a new one."""
+    for i in range(engine.settings.order_guesses_per_order):
+        engine.handle("test", f"made-up-{i}", "订单 202611150002 到哪了")
+        assert engine.handle("test", f"made-up-{i}", f"{i:04d}").replies[0].kind == "ask"  # wrong, not locked yet
+    engine.handle("test", "made-up-last", "订单 202611150002 到哪了")
+    locked = engine.handle("test", "made-up-last", "1111")  # the right digits, after the limit
+    assert locked.handed_off and locked.ticket.reason == HandoffReason.ORDER_LOCKED
+    assert "ZT7781234560" not in locked.text and "139****1111" not in locked.text
+    assert "锁定" in locked.text
+    # Another order is not locked; this one opens again when the window has passed.
+    engine.handle("test", "buyer", "订单 202611150001 到哪了")
+    assert engine.handle("test", "buyer", "5678").replies[0].kind == "order"
+    engine.clock.advance(engine.settings.order_lock_minutes * 60 + 1)
+    engine.handle("test", "owner-later", "订单 202611150002 到哪了")
+    assert engine.handle("test", "owner-later", "1111").replies[0].kind == "order"
+
+
+def test_the_phone_guess_limit_holds_per_customer_over_every_order(make_engine):
+    engine = make_engine(clock=Clock(at(10)), order_guesses_per_customer=4)
+    numbers = ["202611150001", "202611150002", "202611150003"]
+    for i in range(4):
+        engine.handle("test", "prober", f"订单 {numbers[i % 3]} 到哪了")
+        assert not engine.handle("test", "prober", "0000").handed_off
+    engine.handle("test", "prober", "订单 202611150003 到哪了")
+    turn = engine.handle("test", "prober", "0000")
+    assert turn.handed_off and turn.ticket.reason == HandoffReason.ORDER_LOCKED
+
+
+def test_hits_are_counted_in_the_store_shared_by_workers(tmp_path):
+    first, second = SqliteStateStore(tmp_path / "s.sqlite"), SqliteStateStore(tmp_path / "s.sqlite")  # two workers
+    assert first.schema_version == len(MIGRATIONS) >= 2
+    assert [first.hit("k", 100.0, 60), second.hit("k", 110.0, 60), first.hit("k", 120.0, 60)] == [1, 2, 3]
+    assert second.hit("other", 120.0, 60) == 1
+    assert second.hit("k", 165.0, 60) == 3  # the hit at 100 is out of the window
+    counts: list[int] = []
+    threads = [threading.Thread(target=lambda: counts.append(first.hit("race", 200.0, 60))) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(counts) == list(range(1, 21))  # atomic: no two callers see the same count

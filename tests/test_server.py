@@ -3,12 +3,15 @@ bodies, and a new build swapped in while requests are under way."""
 
 from __future__ import annotations
 
+import socket
 import threading
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from bots.conversation.engine import Engine
+from bots.guards import key_notice
 from bots.orders import DemoOrderBackend
 from bots.server import create_app
 from bots.settings import load_settings
@@ -23,6 +26,7 @@ TOKEN = "agent-secret"
 @pytest.fixture
 def server(sample_config, make_engine, monkeypatch):
     monkeypatch.setenv("KB_AGENT_TOKEN", TOKEN)
+    monkeypatch.delenv("KB_API_TOKEN", raising=False)  # on loopback: the local demo mode
     engine = make_engine()
     app = create_app(sample_config, engine, reload_every=3600)
     sent: list[tuple[str, str]] = []
@@ -45,6 +49,78 @@ def test_health_and_a_plain_question(server):
     answer = server.post("/api/ask", json={"question": "东西坏了能退吗"}).json()
     assert answer["action"] == "answer" and answer["entry_id"] == "return-quality-problem"
     assert answer["text"].startswith("结论：")
+
+
+API_TOKEN = "api-secret"
+
+
+def test_the_api_needs_its_key_when_one_is_set(sample_config, make_engine, monkeypatch):
+    """Issue 19: anyone could act as any customer through /api/ask."""
+    monkeypatch.setenv("KB_API_TOKEN", API_TOKEN)
+    app = create_app(sample_config, make_engine(), reload_every=3600)
+    question = {"question": "转人工", "user_id": "u1"}
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": API_TOKEN}):
+            assert http.post("/api/ask", json=question, headers=headers).status_code == 401
+        assert app.state.engine.desk.tickets() == []
+        ok = http.post("/api/ask", json=question, headers={"Authorization": f"Bearer {API_TOKEN}"})
+        assert ok.status_code == 200 and ok.json()["handed_off"]
+
+
+def test_without_a_key_the_api_answers_on_loopback_only(sample_config, make_engine, monkeypatch):
+    monkeypatch.delenv("KB_API_TOKEN", raising=False)
+    app = create_app(sample_config, make_engine(), reload_every=3600)
+    # The request reached the server on a public address (the scope's "server").
+    with TestClient(app, base_url="http://203.0.113.7") as public:
+        response = public.post("/api/ask", json={"question": "转人工", "user_id": "u1"})
+        assert response.status_code == 403 and "KB_API_TOKEN" in response.text
+    with TestClient(app, base_url="http://127.0.0.1") as local:
+        assert local.post("/api/ask", json={"question": "东西坏了能退吗"}).status_code == 200
+    assert app.state.engine.desk.tickets() == []
+    assert key_notice("", "127.0.0.1") and "local demo" in key_notice("", "127.0.0.1")
+    assert "off for requests from other machines" in key_notice("", "0.0.0.0") and key_notice("s3cret", "0.0.0.0") is None
+
+
+def test_the_api_speaks_for_its_own_channel_only(server):
+    """A WeChat customer's openid with "channel": "wechat" opened a ticket for them; made-up
+    channels ("", "\x00", "../x") made tickets too."""
+    for channel in ("wechat", "telegram", "", "\x00", "../x"):
+        response = server.post("/api/ask", json={"question": "转人工", "user_id": "o-openid", "channel": channel})
+        assert response.status_code == 422, channel
+    turn = server.post("/api/ask", json={"question": "转人工", "user_id": "o-openid", "channel": "api"}).json()
+    ticket = server.get(f"/api/agent/tickets/{turn['ticket']}", headers=AGENT).json()
+    assert ticket["channel"] == "api"
+    assert [t["channel"] for t in server.get("/api/agent/tickets", headers=AGENT).json()] == ["api"]
+
+
+def test_channel_names_are_a_closed_set_where_conversations_and_tickets_are_made(make_engine):
+    engine = make_engine()
+    for channel in ("", "\x00", "../x", "WeChat"):
+        with pytest.raises(ValueError, match="unknown channel"):
+            engine.handle(channel, "u1", "转人工")
+    assert engine.desk.tickets() == []
+
+
+def _raw_post(url: str, head: str, body: bytes = b"") -> bytes:
+    """Send a request by hand (headers and as much of the body as given, never the rest) and read
+    what comes back: a server that waited for the whole body would never answer."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head.encode() + b"\r\n" + body)
+        return sock.recv(4096)
+
+
+def test_the_api_refuses_a_large_body_before_reading_it(server):
+    """Issue 19: six 30 MB bodies were taken with 200."""
+    url = str(server.base_url).rstrip("/")
+    declared = "POST /api/ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 30000000\r\n"
+    assert _raw_post(url, declared).startswith(b"HTTP/1.1 413")
+    chunked = "POST /api/ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+    chunk = b"x" * 70_000
+    assert _raw_post(url, chunked, f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n").startswith(b"HTTP/1.1 413")
+    big = {"question": "东西坏了能退吗", "padding": "x" * 70_000}
+    assert server.post("/api/ask", json=big).status_code == 413
+    assert server.post("/api/ask", json={"question": "东西坏了能退吗", "padding": "x" * 50_000}).status_code == 200
 
 
 def test_with_a_user_id_the_whole_engine_answers(server):

@@ -540,3 +540,37 @@ def test_set_webhook_registers_the_url_with_the_secret(tmp_path, fake, monkeypat
     (call,) = fake.named("setWebhook")
     assert call["url"] == "https://bot.example.com/telegram/webhook" and call["secret_token"] == SECRET
     assert call["allowed_updates"] == ["message", "callback_query"]
+
+
+def test_updates_of_the_wrong_shape_are_refused_cleanly(serve, fake, caplog):
+    """Issue 19: a text that is a number, list or object, a lone surrogate (SQLite refuses it) or
+    a malformed chat was dropped with a traceback."""
+    served = serve()
+
+    def with_message(**changes: Any) -> dict[str, Any]:
+        update = text_update(1006, "东西坏了能退吗")
+        update["message"].update(changes)
+        return update
+
+    bad = [
+        with_message(text=12345),
+        with_message(text=["退货"]),
+        with_message(text={"a": 1}),
+        with_message(caption=7),
+        with_message(text="退货\ud800"),
+        with_message(chat="1006"),
+        with_message(chat={"type": "private"}),
+        with_message(chat={"id": "1006", "type": "private"}),
+        with_message(**{"from": {"id": "x", "first_name": "Ann"}}),
+        {**button_update(1006, "agent", 1), "callback_query": {"id": "c", "from": None, "data": "agent"}},
+        {**button_update(1006, "agent", 1), "callback_query": {"id": "c", "from": {"id": 1006, "first_name": "A"}, "data": 5}},
+    ]
+    for update in bad:
+        body = json.dumps(update, ensure_ascii=True).encode()  # \ud800 travels as JSON escapes, as an attacker sends it
+        assert served.post(None, raw=body).status_code == 400, update
+    time.sleep(0.5)
+    assert fake.sent(1006) == []
+    assert served.engine.store.conversation("telegram", "1006").updated_at == 0  # nothing stored
+    assert not any(r.exc_info for r in caplog.records) and "Traceback" not in caplog.text
+    assert served.post(text_update(1006, "东西坏了能退吗")).status_code == 200  # a good one still goes through
+    fake.wait_sent(1006)

@@ -171,9 +171,12 @@ class WeChatServer:
             f"<CreateTime>{created or int(time.time())}</CreateTime><MsgType><![CDATA[{kind}]]></MsgType>{fields}</xml>"
         )
 
-    def signed(self, xml: str, user: str = "") -> tuple[dict[str, str], bytes]:
-        """Query and body of the POST WeChat makes for ``xml``."""
-        timestamp, nonce = str(int(time.time())), f"n{time.monotonic_ns()}"
+    def signed(
+        self, xml: str, user: str = "", timestamp: str | None = None, nonce: str | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        """Query and body of the POST WeChat makes for ``xml`` (now, with a new nonce, unless given)."""
+        timestamp = str(int(time.time())) if timestamp is None else timestamp
+        nonce = f"n{time.monotonic_ns()}" if nonce is None else nonce
         query = {"signature": sha1(self.token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
         if user:
             query["openid"] = user
@@ -635,3 +638,105 @@ def test_the_access_token_is_shared_through_the_store_and_refreshed_before_it_ex
         assert api.token_fetches == 3 and api.texts()[-1] == "e"
     finally:
         api.close()
+
+
+# Freshness, replays and signed but malformed messages (issue 19)
+
+
+@pytest.mark.parametrize("mode", ["plain", "safe"])
+def test_stale_future_and_invalid_timestamps_are_refused(start, mode):
+    """Timestamps 0, abc, empty, 400 days old and far in the future were all accepted."""
+    app = start()
+    wechat = app.wechat(mode)
+    now = int(time.time())
+    for timestamp in ("0", "abc", "", "１７００００００００", str(now - 400 * 86400), str(now + 3600), str(now - 301)):
+        query, body = wechat.signed(wechat.text("o-stale", "东西坏了能退吗"), timestamp=timestamp)
+        response = wechat.http.post(f"{app.url}/wechat", params=query, content=body)
+        assert response.status_code == 403, timestamp
+    assert app.calls == []
+    # Within the window (WeChat's retries, a clock a little off) it is taken.
+    query, body = wechat.signed(wechat.text("o-stale", "东西坏了能退吗"), timestamp=str(now - 200))
+    assert wechat.reply(wechat.http.post(f"{app.url}/wechat", params=query, content=body))["MsgType"] == "text"
+    stale = {"signature": sha1(TOKEN, "0", "1"), "timestamp": "0", "nonce": "1", "echostr": "e"}
+    assert httpx.get(f"{app.url}/wechat", params=stale).status_code == 403
+
+
+def test_a_signature_carries_one_message_only(start):
+    """One plaintext signature was reused with 50 different bodies and openids."""
+    app = start()
+    wechat = app.wechat("plain")
+    first = wechat.text("o-victim", "东西坏了能退吗", msg_id="501")
+    query, body = wechat.signed(first)
+    answered = wechat.reply(wechat.http.post(f"{app.url}/wechat", params=query, content=body))
+    for user in ("o-other-1", "o-other-2"):
+        forged = wechat.text(user, "转人工", msg_id="502").encode()
+        assert wechat.http.post(f"{app.url}/wechat", params=query, content=forged).status_code == 403
+    # WeChat's own retry of the first message with the same query is still answered, once.
+    assert wechat.reply(wechat.http.post(f"{app.url}/wechat", params=query, content=body)) == answered
+    assert app.calls == [("wechat", "o-victim", "东西坏了能退吗")]
+    assert app.engine.desk.tickets() == []
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        "<Content><a>1</a></Content><MsgId>601</MsgId>",
+        "<Content>退货</Content><Content>退款</Content><MsgId>602</MsgId>",
+        '<Content lang="zh">退货</Content><MsgId>603</MsgId>',
+        "<MsgId>604</MsgId><MsgId>605</MsgId><Content>退货</Content>",
+    ],
+)
+def test_signed_but_malformed_text_is_a_clear_400(start, fields, caplog):
+    """<Content><a>1</a></Content> or a repeated <Content> raised a TypeError in the engine."""
+    app = start()
+    wechat = app.wechat("plain")
+    response = wechat.post(wechat._xml("o-odd", "text", fields))
+    assert response.status_code == 400
+    assert app.calls == [] and "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
+
+
+def test_a_voice_message_whose_recognition_has_children_is_a_clear_400(start, caplog):
+    app = start()
+    wechat = app.wechat("safe")
+    fields = "<MediaId>m</MediaId><Format>amr</Format><Recognition><b>退货</b></Recognition><MsgId>606</MsgId>"
+    assert wechat.post(wechat._xml("o-voice", "voice", fields)).status_code == 400
+    assert app.calls == [] and not any(r.exc_info for r in caplog.records)
+
+
+def test_kb_serve_keeps_signatures_out_of_the_access_log(start, capsys):
+    """uvicorn's access log printed signature, timestamp, nonce and msg_signature."""
+    import logging.config
+    import socket
+
+    import uvicorn
+
+    from bots.guards import serve_log_config
+
+    app = start().app
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, log_config=serve_log_config(), log_level="info", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        wechat = WeChatServer(url, "safe", TOKEN)
+        query, body = wechat.signed(wechat.text("o-logged", "你好"), "o-logged")
+        wechat.http.post(f"{url}/wechat", params=query, content=body)
+        handshake = {"signature": sha1(TOKEN, query["timestamp"], "h"), "timestamp": query["timestamp"], "nonce": "h"}
+        httpx.get(f"{url}/wechat", params={**handshake, "echostr": "e1"})
+        httpx.get(f"{url}/healthz", params={"state": "open"})
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+    logged = capsys.readouterr()
+    log = logged.out + logged.err
+    assert '"POST /wechat?… HTTP/1.1" 200' in log and '"GET /wechat?… HTTP/1.1" 200' in log
+    assert "/healthz?state=open" in log  # other query strings stay readable
+    for secret in (query["signature"], query["msg_signature"], query["nonce"], query["timestamp"], "o-logged", "e1"):
+        assert secret not in log

@@ -141,11 +141,16 @@ def cmd_chat(config: Config, args: argparse.Namespace) -> int:
 def cmd_serve(config: Config, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from bots.guards import key_notice, serve_log_config
     from bots.server import create_app
 
     app = create_app(config, _engine(config))
     print(f"Serving on http://{args.host}:{args.port} (health: /healthz, API docs: /docs)", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    notice = key_notice(app.state.settings.api.token, args.host)
+    if notice:
+        print(notice, file=sys.stderr)
+    # The access log never shows WeChat's signatures, timestamps and nonces (they would let a reader forge messages).
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, log_config=serve_log_config())
     return 0
 
 

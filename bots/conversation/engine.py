@@ -1,7 +1,8 @@
 """The conversation engine: one customer message in, replies and actions out, for any channel.
 
 Every conversation rule of docs/service-rules.md lives here, once: the three-step answer, a menu of entries at
-most once, handing off (money, low confidence, upset, requested, privacy) with a ticket that
+most once, handing off (money, low confidence, upset, requested, privacy, a locked order) with a
+ticket that
 carries its SLA, staying quiet while an agent has the customer, order lookup for the order's
 owner only, feedback after an answer, and a de-identified question log.
 
@@ -295,6 +296,10 @@ class Engine:
     def _verify_phone(self, conversation: Conversation, message: Message, last_four: str) -> Turn:
         language = message.language
         number = conversation.context.get("pending_order", "")
+        if self._guesses_exceeded(conversation, number):
+            # Locked: this guess is not even compared, so the limit cannot be probed past.
+            conversation.context.pop("pending_order", None)
+            return self._hand_off(conversation, HandoffReason.ORDER_LOCKED, "")
         try:
             order = self.orders.get(number)
         except OrderBackendError:
@@ -310,6 +315,15 @@ class Engine:
             conversation.context.pop("pending_order", None)
             return Turn([Reply(ReplyKind.ASK, language, say(language, "phone_gave_up"))])
         return Turn([Reply(ReplyKind.ASK, language, say(language, "phone_mismatch"))])
+
+    def _guesses_exceeded(self, conversation: Conversation, number: str) -> bool:
+        """Count this guess against the order and against the customer, in the state store (so
+        that every worker and every made-up user id shares the count); True past either limit."""
+        settings, now = self.settings, self.clock()
+        window = settings.order_lock_minutes * 60
+        per_order = self.store.hit(f"order-guess:{number}", now, window)
+        per_customer = self.store.hit(f"order-guess-by:{conversation.channel}:{conversation.user_id}", now, window)
+        return per_order > settings.order_guesses_per_order or per_customer > settings.order_guesses_per_customer
 
     def _order_answer(self, conversation: Conversation, order: Order, language: str) -> Turn:
         conversation.awaiting = None

@@ -43,7 +43,7 @@ def classify(reason: str, message: str) -> Sla:
         return Sla(TicketKind.SUGGESTION, Priority.LOW, 120)
     if _FAULT.search(text):
         return Sla(TicketKind.FAULT, Priority.HIGH, 30)
-    if reason in (HandoffReason.MONEY, HandoffReason.ORDER_UNAVAILABLE):
+    if reason in (HandoffReason.MONEY, HandoffReason.ORDER_UNAVAILABLE, HandoffReason.ORDER_LOCKED):
         return Sla(TicketKind.QUESTION, Priority.NORMAL, 120)  # ordinary after-sales: direction within 2 hours
     return Sla(TicketKind.QUESTION, Priority.NORMAL, 0.5)  # an instant question in chat: 30 seconds
 

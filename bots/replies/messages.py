@@ -23,6 +23,7 @@ TEXT: dict[str, dict[str, str]] = {
         "handoff_upset": "非常抱歉给您带来不好的体验，我已请专人来处理您的问题。",
         "handoff_privacy": "这涉及账户安全，已为您转接专人处理。请不要在聊天中发送密码或验证码。",
         "handoff_order_unavailable": "抱歉，订单系统暂时没有响应，我已请同事帮您查询。",
+        "handoff_order_locked": "这个订单的验证尝试次数过多，为保护订单信息已暂时锁定，我已请人工客服为您核实身份。",
         "due_in_hours": "客服会在 {within}内（{by} 前）回复您，您可以继续补充情况，我会一并转给客服。",
         "due_outside_hours": "现在是非服务时间（服务时间 {hours}），客服会在 {by} 上班后第一时间回复您。您可以继续补充情况。",
         "already_with_agent": "您的问题已在人工客服处理中，请稍候。",
@@ -66,6 +67,8 @@ TEXT: dict[str, dict[str, str]] = {
         "handoff_privacy": "This concerns your account's security, so a specialist will take over. "
         "Please never send passwords or verification codes in chat.",
         "handoff_order_unavailable": "Sorry, our order system isn't answering right now. I've asked a colleague to look it up for you.",
+        "handoff_order_locked": "There have been too many tries to verify this order, so it's locked for now to keep it safe. "
+        "I've asked a colleague to verify you and help.",
         "due_in_hours": "An agent will reply within {within} (by {by}). Feel free to add details; I'll pass them on.",
         "due_outside_hours": "We're outside service hours ({hours}); an agent will reply first thing when we open at {by}. "
         "Feel free to add details meanwhile.",

@@ -31,6 +31,7 @@ REASONS = {
     HandoffReason.REQUESTED: "the customer asked for a person",
     HandoffReason.PRIVACY: "account security or identity",
     HandoffReason.ORDER_UNAVAILABLE: "the order system did not answer",
+    HandoffReason.ORDER_LOCKED: "too many guesses of an order's phone digits",
 }
 
 OUTCOME_NAMES = {

@@ -24,6 +24,7 @@ REASON_COLOURS = {
     HandoffReason.REQUESTED: "#9467bd",
     HandoffReason.PRIVACY: "#8c564b",
     HandoffReason.ORDER_UNAVAILABLE: "#7f7f7f",
+    HandoffReason.ORDER_LOCKED: "#e377c2",
 }
 
 OUTCOME_COLOURS = {"answered": "#2ca02c", "menu": "#e6a100", "handed off": "#d62728", "order lookup": "#1f77b4"}

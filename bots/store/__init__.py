@@ -1,5 +1,5 @@
 """The conversation state: conversations and their transcripts, handoff tickets, feedback, the
-question log, claims on retried deliveries and shared values.
+question log, claims on retried deliveries, shared values and rate limits.
 
 - :mod:`~bots.store.records`: what is kept (plain dataclasses);
 - :mod:`~bots.store.protocols`: the interface, one protocol per role;
@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bots.store.protocols import Claims, Conversations, Feedback, Learning, QuestionLog, SharedValues, StateStore, Tickets
+from bots.store.protocols import (
+    Claims,
+    Conversations,
+    Feedback,
+    Learning,
+    Limits,
+    QuestionLog,
+    SharedValues,
+    StateStore,
+    Tickets,
+)
 from bots.store.records import Conversation, LoggedQuestion, Pick, Ticket, TicketMessage, new_ticket_id
 from bots.store.sqlite import SqliteStateStore
 
@@ -26,6 +36,7 @@ __all__ = [
     "Conversations",
     "Feedback",
     "Learning",
+    "Limits",
     "LoggedQuestion",
     "Pick",
     "QuestionLog",

@@ -70,7 +70,16 @@ class SharedValues(Protocol):
     def set_value(self, key: str, value: str, expires_at: float | None = None) -> None: ...
 
 
-class StateStore(Conversations, Tickets, Feedback, QuestionLog, Learning, Claims, SharedValues, Protocol):
+class Limits(Protocol):
+    """Rate limits every worker shares (guesses of an order's phone digits)."""
+
+    def hit(self, key: str, at: float, window_seconds: float) -> int:
+        """Record one hit on key at `at`; return how many hits key has had within the last
+        window_seconds (this one included). Atomic across workers."""
+        ...
+
+
+class StateStore(Conversations, Tickets, Feedback, QuestionLog, Learning, Claims, SharedValues, Limits, Protocol):
     """Every role: what a backend implements."""
 
     def close(self) -> None: ...

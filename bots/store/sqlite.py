@@ -18,7 +18,7 @@ from typing import Any
 
 from bots.pii import mask_text
 from bots.store.records import Conversation, LoggedQuestion, Pick, Ticket, TicketMessage
-from kb.vocabulary import OPEN_TICKET_STATES, PRIORITY_ORDER
+from kb.vocabulary import OPEN_TICKET_STATES, PRIORITY_ORDER, check_channel
 
 MIGRATIONS: list[str] = [
     # 1: the first schema
@@ -61,7 +61,12 @@ MIGRATIONS: list[str] = [
     CREATE TABLE claims (key TEXT PRIMARY KEY, at REAL NOT NULL, reply TEXT);
     CREATE TABLE shared_values (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at REAL);
     """,
-    # 2: customers' own phrasings labelled by their picks, and the editors' decisions on them
+    # 2: rate limits (guesses of an order's phone digits), shared by every worker
+    """
+    CREATE TABLE hits (key TEXT NOT NULL, at REAL NOT NULL);
+    CREATE INDEX hits_by_key ON hits (key, at);
+    """,
+    # 3: customers' own phrasings labelled by their picks, and the editors' decisions on them
     """
     CREATE TABLE picks (
         id INTEGER PRIMARY KEY, at REAL NOT NULL, channel TEXT NOT NULL, question TEXT NOT NULL,
@@ -140,6 +145,7 @@ class SqliteStateStore:
 
     def save_conversation(self, conversation: Conversation) -> None:
         c = conversation
+        check_channel(c.channel)
         with self._transaction() as db:
             values = {
                 "channel": c.channel, "user_id": c.user_id, "state": c.state, "ticket_id": c.ticket_id,
@@ -150,6 +156,7 @@ class SqliteStateStore:
             db.execute(_upsert("conversations", values, ("channel", "user_id")), values)
 
     def add_message(self, channel: str, user_id: str, author: str, text: str, at: float) -> None:
+        check_channel(channel)
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO messages (channel, user_id, at, author, text) VALUES (?, ?, ?, ?, ?)",
@@ -168,6 +175,7 @@ class SqliteStateStore:
     def open_ticket(self, ticket: Ticket) -> tuple[Ticket, bool]:
         """Open ``ticket`` unless the customer has an open one: (the open ticket, created?)."""
         t = ticket
+        check_channel(t.channel)
         with self._transaction() as db:
             row = db.execute(
                 f"SELECT * FROM tickets WHERE channel = ? AND user_id = ? AND state IN ({_marks(OPEN_TICKET_STATES)})",
@@ -298,6 +306,16 @@ class SqliteStateStore:
     def forget_claims(self, before: float) -> int:
         with self._transaction() as db:
             return db.execute("DELETE FROM claims WHERE at < ?", (before,)).rowcount
+
+    # rate limits
+
+    def hit(self, key: str, at: float, window_seconds: float) -> int:
+        """Record a hit on ``key``; the hits within the window, this one included. One
+        transaction (BEGIN IMMEDIATE), so two workers never both see the count before theirs."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM hits WHERE key = ? AND at <= ?", (key, at - window_seconds))
+            db.execute("INSERT INTO hits (key, at) VALUES (?, ?)", (key, at))
+            return db.execute("SELECT COUNT(*) FROM hits WHERE key = ? AND at > ?", (key, at - window_seconds)).fetchone()[0]
 
     def get_value(self, key: str, now: float) -> str | None:
         rows = self._query("SELECT value, expires_at FROM shared_values WHERE key = ?", (key,))

@@ -2,7 +2,8 @@
 
 Telegram signs nothing; what proves a request comes from Telegram is the secret it was given at
 ``setWebhook`` and sends back in ``X-Telegram-Bot-Api-Secret-Token``. A request without it, or with
-another one, gets 403 and is not read. A body that is not an update gets 400; an update of a kind
+another one, gets 403 and is not read. A body that is not an update, or an update whose fields do
+not have Telegram's shapes (:mod:`~bots.channels.telegram.shape`), gets 400; an update of a kind
 the bot does not handle gets 200 and is dropped (Telegram would otherwise resend it). Nothing
 that arrives here can make the route answer 500.
 
@@ -26,6 +27,7 @@ from telegram.error import TelegramError
 from bots.channels.hub import ChannelHub
 from bots.channels.telegram.bot import TelegramBot
 from bots.channels.telegram.settings import ALLOWED_UPDATES, CHANNEL, WEBHOOK_PATH, TelegramSettings, load_telegram_settings
+from bots.channels.telegram.shape import malformed
 from kb.config import Config
 
 log = logging.getLogger("kb.telegram")
@@ -69,6 +71,10 @@ class TelegramWebhook:
             return Response("not a Telegram update", status_code=400)
         if not any(kind in data for kind in ALLOWED_UPDATES):
             return Response(status_code=200)  # another kind of update: acknowledged, ignored
+        problem = malformed(data)
+        if problem is not None:
+            log.info("Telegram webhook: refused update %s: %s", data["update_id"], problem)
+            return Response("malformed update", status_code=400)
         try:
             update = Update.de_json(data, self.bot.application.bot)
         except Exception:

@@ -2,8 +2,10 @@
 safe mode, the XML of a message, and the reply in the mode the message came in.
 
 Everything that can go wrong with a request is one of two errors, so that the route answers
-403 (:class:`Forbidden`: a signature that does not match, nothing is read further) or 400
-(:class:`BadRequest`: not XML, not a WeChat message, too large), and never 500.
+403 (:class:`Forbidden`: a signature that does not match, or a signed timestamp that is stale,
+in the future or not a number; nothing is read further) or 400 (:class:`BadRequest`: not XML,
+not a WeChat message, a field that should be text but holds elements or is repeated, too
+large), and never 500.
 """
 
 from __future__ import annotations
@@ -60,27 +62,39 @@ def check(expected: str, given: str | None) -> None:
         raise Forbidden()
 
 
-def check_handshake(settings: WeChatSettings, query: dict[str, str]) -> str:
+def check_fresh(timestamp: str, window_seconds: float, now: float | None = None) -> None:
+    """A signature only proves who signed, not when: a signed timestamp must be a number within
+    ``window_seconds`` of ``now``, so that a signature read somewhere cannot be used later."""
+    now = time.time() if now is None else now
+    if not (timestamp.isascii() and timestamp.isdigit()) or abs(int(timestamp) - now) > window_seconds:
+        raise Forbidden()
+
+
+def check_handshake(settings: WeChatSettings, query: dict[str, str], now: float | None = None) -> str:
     """The ``echostr`` to send back when the server-verification request is signed with our token."""
     timestamp, nonce, echostr = query.get("timestamp", ""), query.get("nonce", ""), query.get("echostr")
     check(signature(settings.token, timestamp, nonce), query.get("signature"))
+    check_fresh(timestamp, settings.timestamp_window_seconds, now)
     if echostr is None:
         raise BadRequest("no echostr")
     return echostr
 
 
-def open_request(settings: WeChatSettings, query: dict[str, str], body: bytes) -> Inbound:
+def open_request(settings: WeChatSettings, query: dict[str, str], body: bytes, now: float | None = None) -> Inbound:
     """Verify and read a message in any of the three modes.
 
     Plaintext mode: ``signature`` = SHA-1(token, timestamp, nonce). Compatible and safe mode
     (``encrypt_type=aes``): ``msg_signature`` also covers the ``Encrypt`` element, which holds
     the message encrypted with the EncodingAESKey; in compatible mode the plaintext copy beside
-    it is ignored, since only the encrypted one is signed.
+    it is ignored, since only the encrypted one is signed. Either way the signed timestamp must
+    be fresh (:func:`check_fresh`); that a nonce is not replayed is the route's check, against the
+    store.
     """
     timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
     encrypted = query.get("encrypt_type", "raw").lower() == "aes"
     if "signature" in query or not encrypted:
         check(signature(settings.token, timestamp, nonce), query.get("signature"))
+        check_fresh(timestamp, settings.timestamp_window_seconds, now)
     if not encrypted:
         if settings.require_encryption:
             raise Forbidden()
@@ -93,6 +107,7 @@ def open_request(settings: WeChatSettings, query: dict[str, str], body: bytes) -
         check(signature(settings.token, timestamp, nonce, ""), query.get("msg_signature"))
         raise BadRequest("no Encrypt element")
     check(signature(settings.token, timestamp, nonce, encrypt), query.get("msg_signature"))
+    check_fresh(timestamp, settings.timestamp_window_seconds, now)
     crypto = _crypto(settings)
     try:
         inner = PrpCrypto(crypto.key).decrypt(encrypt, settings.app_id)
@@ -144,8 +159,23 @@ def _xml(body: bytes) -> dict[str, Any]:
     return root
 
 
+_TEXT_FIELDS = frozenset(
+    "ToUserName FromUserName CreateTime MsgType MsgId MsgDataId Idx Content Recognition MediaId Format "
+    "ThumbMediaId PicUrl Location_X Location_Y Scale Label Title Description Url Event EventKey Ticket "
+    "Latitude Longitude Precision KfAccount FromKfAccount ToKfAccount CloseType".split()
+)
+"""The fields the bot reads as text. WeChat never sends them with child elements or attributes."""
+
+
 def _message(body: bytes) -> tuple[BaseMessage, dict[str, Any]]:
     data = _xml(body)
+    for name, value in data.items():
+        # Signed is not well formed: <Content><a>1</a></Content> or a second <Content> would
+        # reach the engine as a dict or a list.
+        if isinstance(value, list):
+            raise BadRequest(f"<{name[:40]}> is repeated")
+        if name in _TEXT_FIELDS and value is not None and not isinstance(value, str):
+            raise BadRequest(f"<{name}> is not text")
     for name in ("ToUserName", "FromUserName", "MsgType", "CreateTime"):
         if not isinstance(data.get(name), str) or not data[name].strip():
             raise BadRequest(f"no {name}")

@@ -7,8 +7,9 @@ the customer-service message API, exactly one time. A handoff tells the customer
 next through that API, then replies ``transfer_customer_service`` so that WeChat hands the
 customer to its agent system; agents' replies from the agent API go out the same way.
 
-Every request ends in 200 (a reply, or ``success``), 400 (unreadable or too large) or 403 (not
-signed with our token, and then nothing is read or processed); never 500.
+Every request ends in 200 (a reply, or ``success``), 400 (unreadable, malformed or too large) or
+403 (not signed with our token, a stale or future timestamp, or a nonce another message used:
+then nothing is processed); never 500.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from wechatpy.messages import BaseMessage
 
 from bots.channels.hub import ChannelHub
-from bots.channels.wechat import dedup
+from bots.channels.wechat import dedup, replay
 from bots.channels.wechat.client import CustomerServiceClient, make_client
 from bots.channels.wechat.dispatch import Outcome, dispatch
 from bots.channels.wechat.envelope import (
@@ -100,6 +101,9 @@ class WeChatWebhook:
         except Exception:
             log.exception("could not read a WeChat request")
             return Response(status_code=400)
+        if not await run_in_threadpool(replay.first_use, self.claims, inbound):
+            log.info("refused a WeChat request: its timestamp and nonce were used before by another message")
+            return Response(status_code=403)
         try:
             xml = await self._reply(inbound, deadline)
             body_text, media_type = seal(self.settings, inbound, xml)

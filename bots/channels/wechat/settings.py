@@ -43,6 +43,10 @@ class WeChatSettings:
     """WeChat waits 5 seconds for a passive reply; an answer not ready by then goes out through
     the customer-service message API instead."""
     max_body_bytes: int = 64_000
+    timestamp_window_seconds: float = 300.0
+    """A request whose signed timestamp is further than this from our clock, either way, is
+    refused (403), and a nonce is taken once within it. Five minutes holds WeChat's retries
+    (within 15 seconds) and a clock some minutes off."""
     max_concurrent_answers: int = 16
     """Messages the engine answers at once (worker threads). More wait their turn; those whose
     turn comes after the budget are answered later through the customer-service API."""
@@ -83,6 +87,14 @@ def load_wechat_settings(config: Config) -> WeChatSettings:
         settings.api_base_url += "/"
     if not settings.path.startswith("/"):
         raise ConfigError(f"{where} path must start with '/'")
-    if min(settings.reply_budget_seconds, settings.max_body_bytes, settings.max_concurrent_answers) <= 0:
-        raise ConfigError(f"{where} reply_budget_seconds, max_body_bytes and max_concurrent_answers must be positive")
+    limits = (
+        settings.reply_budget_seconds,
+        settings.max_body_bytes,
+        settings.max_concurrent_answers,
+        settings.timestamp_window_seconds,
+    )
+    if min(limits) <= 0:
+        raise ConfigError(
+            f"{where} reply_budget_seconds, max_body_bytes, max_concurrent_answers and timestamp_window_seconds must be positive"
+        )
     return settings
