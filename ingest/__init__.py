@@ -1,11 +1,11 @@
 """Content → a knowledge-base build: parse, validate, chunk, embed, write.
 
 Public API: :func:`build`, :func:`build_records`, :func:`lint`, :func:`load_content`,
-:func:`load_money_rules`, :class:`Problem`, :class:`BuildFailed`.
+:func:`load_money_rules`, :class:`Problem`, :class:`BuildFailed`, :class:`BuildRefused`.
 """
 
 import kb.config  # noqa: F401  (offline and no telemetry, before any model library loads)
-from ingest.build import BuildFailed, BuildReport, build, build_records
+from ingest.build import BuildFailed, BuildRefused, BuildReport, build, build_records
 from ingest.content import Content, load_content
 from ingest.lint import lint
 from ingest.problems import Problem
@@ -13,6 +13,7 @@ from ingest.rules import load_money_rules
 
 __all__ = [
     "BuildFailed",
+    "BuildRefused",
     "BuildReport",
     "Content",
     "Problem",
