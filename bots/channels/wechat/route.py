@@ -24,6 +24,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from wechatpy.messages import BaseMessage
 
 from bots.channels.capacity import Lane
@@ -125,10 +126,14 @@ class WeChatWebhook:
         if length and (not length.isdigit() or int(length) > limit):
             raise BadRequest("body too large")
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise BadRequest("body too large")
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise BadRequest("body too large")
+        except ClientDisconnect:
+            # Hung up before the whole body came: nothing to answer, nothing to log as a failure.
+            raise BadRequest("the client hung up before the body was complete") from None
         return bytes(body)
 
     async def _reply(self, inbound: Inbound, deadline: float) -> str:
