@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             "hangs": result.hangs,
             "slow": result.slow,
             "orders_disclosed": result.orders_disclosed,
-            "leaks": result.leaks,
-            "pending_leaks": result.pending_leaks,
+            "leaks": {where: len(values) for where, values in result.leaks.items()},
+            "pending_leaks": {where: len(values) for where, values in result.pending_leaks.items()},
             "signed_queries_in_log": result.signed_queries_in_log,
             "schemathesis_passed": result.schema.passed if result.schema else None,
         }

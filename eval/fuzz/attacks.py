@@ -52,7 +52,7 @@ EXPECTED: dict[str, set[int | str]] = {
     "wechat_ok": {200},
     "wechat_bad_signature": {400, 403},
     "wechat_stale_timestamp": {400, 403},
-    "wechat_replay": {200, 400, 403},  # the first use of the signature is fine
+    "wechat_replay": {400, 403},  # all but the first use of the one signature
     "wechat_xml_bomb": {400},
     "wechat_malformed": {200, 400},
     "wechat_aes_broken": {400, 403},

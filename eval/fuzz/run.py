@@ -203,7 +203,7 @@ def report(result: Result) -> str:
         f"5xx: {result.server_errors}   tracebacks in the server's output: {result.tracebacks}   "
         f"no answer (timeout): {result.hangs}",
         f"slow answers: {result.slow} (slowest {result.slowest:.2f} s)   orders disclosed: {result.orders_disclosed}",
-        f"raw personal data found: {result.leak_count} {_where(result.leaks)}",
+        f"raw personal data found: {result.leak_count} {_where(result.leaks)} {_examples(result.leaks)}",
         f"  ... of the pending masking classes: {sum(map(len, result.pending_leaks.values()))} {_where(result.pending_leaks)}",
         f"log lines with a signed query string: {result.signed_queries_in_log}",
     ]
@@ -217,6 +217,11 @@ def report(result: Result) -> str:
         verdict = "passed" if result.schema.passed else ("did not run" if not result.schema.ran else "FAILED")
         lines += ["", f"schemathesis (not_a_server_error): {verdict}", result.schema.summary]
     return "\n".join(lines)
+
+
+def _examples(found: dict[str, list[str]]) -> str:
+    values = sorted({v for vs in found.values() for v in vs})
+    return ("e.g. " + ", ".join(values[:3])) if values else ""
 
 
 def _where(found: dict[str, list[Any]]) -> str:
