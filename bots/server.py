@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from bots.channels import ChannelHub
+from bots.channels.capacity import Lane, Saturated
 from bots.channels.telegram import mount_telegram
 from bots.channels.wechat import mount_wechat
 from bots.conversation import Engine
@@ -100,8 +101,14 @@ def create_app(
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
             raise HTTPException(401, "Missing or wrong agent token.", headers={"WWW-Authenticate": "Bearer"})
 
+    # /api/ask's own worker threads and queue: a burst of questions is shed with 503, and never
+    # holds up WeChat (its own lane) or the quick calls of other requests (the shared pool).
+    asks = Lane(settings.capacity.ask_workers, settings.capacity.ask_queue)
+    app.state.asks = asks
+
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
+    async def healthz() -> dict[str, Any]:
+        # On the event loop, not in a worker thread: it must answer while every worker is busy.
         kb = engine.retriever.kb
         return {"status": "ok", "build": kb.build_id, "records": len(kb.records)}
 
@@ -110,10 +117,14 @@ def create_app(
 
     @app.post("/api/ask", dependencies=[Depends(api_key)])
     async def ask(body: AskRequest, request: Request) -> dict[str, Any]:
-        if body.user_id is None:
-            answer = await run_in_threadpool(engine.retriever.ask, body.question)
-            return {**answer.to_dict(), "text": render_answer(answer)}
-        turn = await run_in_threadpool(engine.handle, Channel.API, body.user_id, body.question)
+        try:
+            if body.user_id is None:
+                answer = await asks.run(engine.retriever.ask, body.question)
+                return {**answer.to_dict(), "text": render_answer(answer)}
+            turn = await asks.run(engine.handle, Channel.API, body.user_id, body.question)
+        except Saturated:
+            retry = str(settings.capacity.retry_after_seconds)
+            raise HTTPException(503, "Busy: please try again shortly.", headers={"Retry-After": retry}) from None
         if turn.handed_off and turn.ticket is not None:
             await hub.notify("opened", turn.ticket)
         return {

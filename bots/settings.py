@@ -1,5 +1,5 @@
 """Settings of the conversation engine and the server, from the ``[engine]``, ``[orders]``,
-``[agents]`` and ``[api]`` sections of the configuration file, and from the environment for secrets.
+``[agents]``, ``[api]`` and ``[capacity]`` sections of the configuration file, and from the environment for secrets.
 
 Secrets are never in the repository: ``KB_AGENT_TOKEN``, ``KB_API_TOKEN`` and ``KB_ORDERS_TOKEN`` in the
 environment win over the file (which should then be a local, ignored one).
@@ -83,11 +83,23 @@ class ApiSettings:
 
 
 @dataclass
+class CapacitySettings:
+    """Worker threads for ``POST /api/ask`` (channels with deadlines have their own)."""
+
+    ask_workers: int = 4
+    """Questions of ``/api/ask`` the engine answers at once."""
+    ask_queue: int = 32
+    """Questions of ``/api/ask`` that may wait for a worker; more get 503 with ``Retry-After``."""
+    retry_after_seconds: int = 2
+
+
+@dataclass
 class Settings:
     engine: EngineSettings
     orders: OrderSettings
     agents: AgentSettings
     api: ApiSettings = field(default_factory=ApiSettings)
+    capacity: CapacitySettings = field(default_factory=CapacitySettings)
 
 
 def load_settings(config: Config) -> Settings:
@@ -97,6 +109,9 @@ def load_settings(config: Config) -> Settings:
     orders = read_section(config, "orders", OrderSettings)
     agents = read_section(config, "agents", AgentSettings)
     api = read_section(config, "api", ApiSettings)
+    capacity = read_section(config, "capacity", CapacitySettings)
+    if min(capacity.ask_workers, capacity.retry_after_seconds) <= 0 or capacity.ask_queue < 0:
+        raise ConfigError(f"{config.source or 'configuration'}: [capacity] ask_workers and retry_after_seconds must be positive")
     index_dir = Path(config.index_dir)
     if "state_path" not in (config.extra.get("engine") or {}):
         engine.state_path = index_dir / "state.sqlite"
@@ -111,4 +126,4 @@ def load_settings(config: Config) -> Settings:
         raise ConfigError(f"{config.source or 'configuration'}: [engine] {error}") from None
     if orders.backend not in ("demo", "http"):
         raise ConfigError(f"{config.source or 'configuration'}: [orders] backend must be 'demo' or 'http'")
-    return Settings(engine, orders, agents, api)
+    return Settings(engine, orders, agents, api, capacity)

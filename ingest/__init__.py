@@ -1,10 +1,10 @@
 """Content → a knowledge-base build: parse, validate, chunk, embed, write.
 
 Public API: :func:`build`, :func:`build_records`, :func:`lint`, :func:`load_content`,
-:func:`load_money_rules`, :class:`Problem`, :class:`BuildFailed`.
+:func:`load_money_rules`, :class:`Problem`, :class:`BuildFailed`, :class:`BuildRefused`.
 """
 
-from ingest.build import BuildFailed, BuildReport, build, build_records
+from ingest.build import BuildFailed, BuildRefused, BuildReport, build, build_records
 from ingest.content import Content, load_content
 from ingest.lint import lint
 from ingest.problems import Problem
@@ -12,6 +12,7 @@ from ingest.rules import load_money_rules
 
 __all__ = [
     "BuildFailed",
+    "BuildRefused",
     "BuildReport",
     "Content",
     "Problem",

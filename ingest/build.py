@@ -28,6 +28,15 @@ class BuildFailed(Exception):
     """Nothing usable to build; the serving knowledge base is left as it was."""
 
 
+class BuildRefused(BuildFailed):
+    """The build would drop a large share of what is serving (a folder moved, a bad merge): it
+    is refused unless forced; the serving knowledge base is left as it was."""
+
+
+DROP_LIMIT = 0.2
+"""The share of the serving entries a build may drop without ``force``."""
+
+
 @dataclass
 class BuildReport:
     path: Path
@@ -38,7 +47,14 @@ class BuildReport:
     """Embedder name → texts it had to embed (the others came from the cache)."""
     problems: list[Problem] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    """Files with an error that still serve their last good version."""
     seconds: float = 0.0
+
+    @property
+    def differs_from_files(self) -> bool:
+        """What serves is not what the content files say (some failed to read)."""
+        return bool(self.skipped or self.kept)
 
 
 def build_records(
@@ -107,22 +123,28 @@ def build_records(
     return path, phrases, embedded
 
 
-def build(config: Config, progress: Progress | None = None, content: Content | None = None) -> BuildReport:
-    """Build the knowledge base from ``config.content_dir``. Files with errors are skipped and
-    reported; when nothing at all can be read, :class:`BuildFailed` and the old build stays.
+def build(config: Config, progress: Progress | None = None, content: Content | None = None, force: bool = False) -> BuildReport:
+    """Build the knowledge base from ``config.content_dir``. A file with errors is reported and
+    keeps its last good version serving (or is skipped when it never had one); when nothing at
+    all can be read, :class:`BuildFailed` and the old build stays. A build that would drop more
+    than :data:`DROP_LIMIT` of the serving entries, or every FAQ entry, is refused
+    (:class:`BuildRefused`) unless ``force``.
 
     What did not change since the serving build is taken from it (:mod:`ingest.reuse`)."""
     with without_gc():
-        return _build(config, progress, content)
+        return _build(config, progress, content, force)
 
 
-def _build(config: Config, progress: Progress | None, content: Content | None) -> BuildReport:
+def _build(config: Config, progress: Progress | None, content: Content | None, force: bool) -> BuildReport:
     started = time.perf_counter()
-    previous = PreviousBuild.of(_serving(config))
+    serving = _serving(config)
+    previous = PreviousBuild.of(serving)
     content = content or load_content(config.content_dir, previous=previous)
     if not content.records:
         details = "; ".join(str(p) for p in content.errors[:3])
         raise BuildFailed(f"nothing to build: no entry could be read{': ' + details if details else ''}")
+    if serving is not None and not force:
+        _refuse_large_drops(serving, content)
     rules = {"money": content.money_rules, "handoff": content.handoff_rules}
     path, phrases, embedded = build_records(
         config, content.records, rules, content.hashes, progress, previous, content.reused, content.problems, content.stats
@@ -135,8 +157,24 @@ def _build(config: Config, progress: Progress | None, content: Content | None) -
         embedded=embedded,
         problems=content.problems,
         skipped=content.skipped,
+        kept=content.kept,
         seconds=time.perf_counter() - started,
     )
+
+
+def _refuse_large_drops(serving: KnowledgeBase, content: Content) -> None:
+    """Raise :class:`BuildRefused` when ``content`` would drop a large share of what serves."""
+    before = {(r.kind, r.id) for versions in serving.records.values() for r in versions}
+    after = {(r.kind, r.id) for r in content.records}
+    dropped = before - after
+    faq_before = sum(kind == "faq" for kind, _ in before)
+    lost_all_faq = faq_before and not any(kind == "faq" for kind, _ in after)
+    if lost_all_faq or len(dropped) > DROP_LIMIT * len(before):
+        examples = ", ".join(sorted(i for _, i in dropped)[:5])
+        raise BuildRefused(
+            f"this build would drop {len(dropped)} of the {len(before)} serving entries ({examples}"
+            f"{', ...' if len(dropped) > 5 else ''}); if that is intended, run `kb build --force`"
+        )
 
 
 def _serving(config: Config) -> KnowledgeBase | None:

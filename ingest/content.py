@@ -38,7 +38,10 @@ class Content:
     reused: set[str] = field(default_factory=set)
     """Files whose records were taken from the previous build, unchanged (not parsed again)."""
     skipped: list[str] = field(default_factory=list)
-    """Files left out because of an error."""
+    """Files left out because of an error (no earlier version of theirs was serving)."""
+    kept: list[str] = field(default_factory=list)
+    """Files with an error whose last good version (from the serving build) was kept instead: a
+    broken edit must not silently change live answers."""
 
     @property
     def faq(self) -> list[FaqEntry]:
@@ -65,7 +68,8 @@ def _folder_lang(path: Path) -> str | None:
 
 
 def load_content(content_dir: Path, display_root: Path | None = None, previous: PreviousBuild | None = None) -> Content:
-    """Parse every file under ``content_dir``. A file with an error is reported and skipped.
+    """Parse every file under ``content_dir``. A file with an error is reported, and either keeps
+    its last good version from ``previous`` or is skipped.
 
     With ``previous`` (the serving build), a file whose text did not change is not parsed again:
     its records and warnings are the ones built last time.
@@ -98,8 +102,7 @@ def load_content(content_dir: Path, display_root: Path | None = None, previous: 
                 try:
                     text = path.read_text(encoding="utf-8")
                 except UnicodeDecodeError as error:
-                    content.problems.append(Problem(display, 1, f"not UTF-8 text ({error.reason})"))
-                    content.skipped.append(display)
+                    _failed(content, display, Problem(display, 1, f"not UTF-8 text ({error.reason})"), previous)
                     continue
                 content.files[display] = text
                 content.hashes[display] = hashlib.sha256(text.encode()).hexdigest()
@@ -121,6 +124,29 @@ def load_content(content_dir: Path, display_root: Path | None = None, previous: 
                     content.records.extend(chunks)
                 content.problems.extend(warnings)
             except ContentError as error:
-                content.problems.append(error.problem)
-                content.skipped.append(display)
+                _failed(content, display, error.problem, previous)
     return content
+
+
+def _failed(content: Content, display: str, problem: Problem, previous: PreviousBuild | None) -> None:
+    """A file that cannot be read keeps serving its last good version when the serving build has
+    one; otherwise it is skipped. Either way the error is reported."""
+    content.problems.append(problem)
+    last_good = previous.records.get(display) if previous else None
+    if not last_good:
+        content.skipped.append(display)
+        content.hashes.pop(display, None)
+        return
+    content.records.extend(last_good)
+    content.problems.extend(previous.warnings.get(display, []))
+    content.kept.append(display)
+    # The manifest keeps the good version's hash and stat: the next build reads the file again
+    # (its text differs) and reports it again, rather than taking the broken text as built.
+    if display in previous.hashes:
+        content.hashes[display] = previous.hashes[display]
+    else:
+        content.hashes.pop(display, None)
+    if display in previous.stats:
+        content.stats[display] = previous.stats[display]
+    else:
+        content.stats.pop(display, None)

@@ -44,14 +44,17 @@ def test_a_broken_file_is_reported_and_the_rest_builds(small):
 
 
 def test_a_failed_build_keeps_the_previous_index(small, monkeypatch):
+    from ingest import load_content
+
     small.add_faq("invoice", "怎么开发票", ["发票在哪里申请"])
     build(small.config)
     serving = current_build(small.config.index_dir)
 
-    # Nothing readable: the build refuses and the old index stays.
+    # Nothing readable: the build refuses and the old index stays (with no earlier version of the
+    # file to keep: one is kept when there is, see below).
     (small.content / "faq/zh/invoice.md").write_text("---\nid: [\n", encoding="utf-8")
     with pytest.raises(BuildFailed):
-        build(small.config)
+        build(small.config, content=load_content(small.content))
     assert current_build(small.config.index_dir) == serving
 
     # A failure while writing the new build (disk full, say): the old index stays, no debris.
@@ -161,3 +164,55 @@ def test_a_build_read_by_other_code_is_read_again_but_keeps_its_vectors(small, t
     assert not previous.records and not previous.phrases and previous.vectors
     small.config.cache_path = tmp_path / "empty-cache.sqlite"
     assert build(small.config).embedded == {"e5": 0}
+
+
+def test_a_broken_edit_keeps_the_last_good_version_serving(small, capsys):
+    # Issue 19, item 5: invalid front matter used to put the build live without the entry, and
+    # its questions then got another entry's answer.
+    small.add_faq("coupon-how-to-use", "优惠券怎么用", ["优惠券在哪里用", "怎么使用优惠券"])
+    small.add_faq("coupon-not-applicable", "优惠券为什么用不了", ["优惠券不能用"])
+    small.add_faq("invoice", "怎么开发票", ["发票在哪里申请"])
+    build(small.config)
+    broken = "---\nid: coupon-how-to-use\nquestion: 优惠券怎么用\nalternates: [a\n---\n## 结论\nx\n"
+    small.add("faq/zh/coupon-how-to-use.md", broken)
+
+    assert small.cli("build") == 2  # what serves differs from the files
+    err = capsys.readouterr().err
+    assert "faq/zh/coupon-how-to-use.md:" in err and "kept the last good version" in err
+    assert Retriever.from_config(small.config).ask("优惠券怎么用").entry_id == "coupon-how-to-use"
+
+    # Built again without a fix: still reported, still the good version.
+    report = build(small.config)
+    assert [p for p in report.kept if p.endswith("coupon-how-to-use.md")]
+    assert any(p.path.endswith("coupon-how-to-use.md") and p.line >= 2 for p in report.problems)
+    assert Retriever.from_config(small.config).ask("优惠券怎么用").entry_id == "coupon-how-to-use"
+
+    # Fixed: built from the file again, and the build matches the files.
+    small.add_faq("coupon-how-to-use", "优惠券怎么用", ["优惠券在哪里用"], conclusion="在结算页选择。")
+    assert small.cli("build") == 0
+    kb = KnowledgeBase.load(small.config.index_dir)
+    assert "在结算页选择" in kb.records["coupon-how-to-use"][0].steps.conclusion
+
+
+def test_a_build_that_drops_many_serving_entries_needs_force(small, capsys):
+    import shutil
+
+    for n in range(5):
+        small.add_faq(f"entry-{n}", f"问题{n}怎么办", [f"第{n}个问题"])
+    small.add("policies/zh/shipping.md", "---\nid: shipping\ntitle: 配送政策\n---\n\n## 时效\n一般 48 小时内发货。\n")
+    build(small.config)
+    serving = current_build(small.config.index_dir)
+
+    shutil.rmtree(small.content / "faq")  # every FAQ entry gone: refused, even if policies remain
+    assert small.cli("build") == 1
+    assert "kb build --force" in capsys.readouterr().err
+    assert current_build(small.config.index_dir) == serving
+
+    small.add_faq("entry-0", "问题0怎么办", ["第0个问题"])
+    small.add_faq("entry-1", "问题1怎么办", ["第1个问题"])  # 3 of 6 entries dropped: refused
+    assert small.cli("build") == 1
+    assert current_build(small.config.index_dir) == serving
+
+    assert small.cli("build", "--force") == 0
+    kb = KnowledgeBase.load(small.config.index_dir)
+    assert {i for i, versions in kb.records.items() if versions[0].kind == "faq"} == {"entry-0", "entry-1"}

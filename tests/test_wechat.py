@@ -740,3 +740,71 @@ def test_kb_serve_keeps_signatures_out_of_the_access_log(start, capsys):
     assert "/healthz?state=open" in log  # other query strings stay readable
     for secret in (query["signature"], query["msg_signature"], query["nonce"], query["timestamp"], "o-logged", "e1"):
         assert secret not in log
+
+
+# Capacity and late handoffs (issue 19, items 7 and 8)
+
+
+def test_a_burst_on_api_ask_neither_starves_wechat_nor_healthz_and_is_shed_with_503(start, sample_config, monkeypatch):
+    # Questions marked BURST hold a worker thread for 2 s, as slow model work would; with one
+    # shared pool, 60 of them used to hold up /healthz and WeChat's messages past 5 s.
+    capacity = {"ask_workers": 2, "ask_queue": 4, "retry_after_seconds": 3}
+    monkeypatch.setattr(sample_config, "extra", {**sample_config.extra, "capacity": capacity})
+    app = start()
+    ask = app.engine.retriever.ask
+
+    def slow_ask(question: str, *args: Any, **kwargs: Any) -> Any:
+        if question.startswith("BURST"):
+            time.sleep(2.0)
+        return ask(question, *args, **kwargs)
+
+    app.engine.retriever.ask = slow_ask
+    statuses: list[tuple[int, str | None]] = []
+
+    def burst(i: int) -> None:
+        with httpx.Client(timeout=30) as client:
+            response = client.post(f"{app.url}/api/ask", json={"question": f"BURST 退款多久到账 {i}"})
+            statuses.append((response.status_code, response.headers.get("retry-after")))
+
+    threads = [threading.Thread(target=burst, args=(i,)) for i in range(60)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)  # every request of the burst is in
+
+    started = time.monotonic()
+    health = httpx.get(f"{app.url}/healthz", timeout=10)
+    health_seconds = time.monotonic() - started
+    wechat = app.wechat()
+    started = time.monotonic()
+    reply = wechat.ask("o-burst-1", "退款多久到账")
+    wechat_seconds = time.monotonic() - started
+    for thread in threads:
+        thread.join()
+
+    assert health.status_code == 200 and health_seconds < 0.5
+    assert isinstance(reply, dict) and reply["MsgType"] == "text" and wechat_seconds < 2.0
+    assert len(statuses) == 60
+    shed = [s for s in statuses if s[0] == 503]
+    assert len(shed) >= 60 - 2 - 4 and all(retry == "3" for _, retry in shed)
+    assert [s for s in statuses if s[0] == 200]
+
+
+def test_a_handoff_decided_after_the_budget_tells_the_customer_to_write_and_transfers_the_next_message(start):
+    app = start(reply_budget_seconds=0.5)
+    handle = app.engine.handle
+
+    def slow_first(channel: str, user_id: str, text: str) -> Turn:
+        if text == "转人工":
+            time.sleep(1.0)  # the engine decides after WeChat's budget
+        return handle(channel, user_id, text)
+
+    app.engine.handle = slow_first
+    wechat, user = app.wechat("safe"), "o-late-handoff"
+    assert wechat.ask(user, "转人工") == "success"
+    texts = app.api.wait_for(2)
+    assert any("人工客服" in t for t in texts[:-1])
+    assert texts[-1] == say("zh", "wechat_late_transfer") and app.api.sent[-1]["touser"] == user
+    assert app.engine.desk.tickets()[0].user_id == user
+
+    # The customer writes as told: this message reaches WeChat's agent system.
+    assert wechat.ask(user, "我的快递还没到")["MsgType"] == "transfer_customer_service"

@@ -1,7 +1,7 @@
 """``kb``: the command line for editors, agents and developers.
 
 kb lint              check every content file, print path:line: message
-kb build             build the knowledge base from content/ (only changed texts are embedded)
+kb build             build the knowledge base from content/ (only changed texts are embedded; --force to drop > 20 %)
 kb ask QUESTION      answer as a customer would see it (--json: the whole result)
 kb eval DIR          measure on a question set (kb.jsonl + queries.jsonl); --compare, --calibrate, --report
 kb report            for editors: top, unanswered and "not solved" questions, handoff reasons (Markdown + PNG)
@@ -61,13 +61,15 @@ def cmd_build(config: Config, args: argparse.Namespace) -> int:
 
     print(f"Building the knowledge base from {config.content_dir} ...", file=sys.stderr)
     try:
-        report = build(config, progress=_progress())
+        report = build(config, progress=_progress(), force=getattr(args, "force", False))
     except BuildFailed as error:
         print(f"Build failed, the previous knowledge base is still serving: {error}", file=sys.stderr)
         return 1
     for problem in report.problems:
         if problem.severity == "error":
             print(problem, file=sys.stderr)
+    for path in report.kept:
+        print(f"kept the last good version of {path} serving (see the error above); fix it and build again", file=sys.stderr)
     for path in report.skipped:
         print(f"skipped {path} (see the error above); the rest was built", file=sys.stderr)
     new = ", ".join(f"{name} {count}" for name, count in report.embedded.items())
@@ -77,7 +79,8 @@ def cmd_build(config: Config, args: argparse.Namespace) -> int:
         f"Serving from {report.path}",
         file=sys.stderr,
     )
-    return 2 if report.skipped else 0
+    # Non-zero whenever what serves is not what the files say, so scripts and CI notice.
+    return 2 if report.differs_from_files else 0
 
 
 def _ensure_built(config: Config) -> None:
@@ -185,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="configuration file (default: $KB_CONFIG or ./kb.toml)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("lint", help="check every content file").set_defaults(run=cmd_lint)
-    commands.add_parser("build", help="build the knowledge base from the content folder").set_defaults(run=cmd_build)
+    build_command = commands.add_parser("build", help="build the knowledge base from the content folder")
+    build_command.add_argument(
+        "--force", action="store_true", help="build even if it drops over a fifth of the serving entries, or every FAQ entry"
+    )
+    build_command.set_defaults(run=cmd_build)
     ask = commands.add_parser("ask", help="answer a question as a customer would see it")
     ask.add_argument("question")
     ask.add_argument("--json", action="store_true", help="print the whole result as JSON")

@@ -21,6 +21,7 @@ from collections import OrderedDict
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from starlette.requests import ClientDisconnect
 from telegram import Update
 from telegram.error import TelegramError
 
@@ -60,7 +61,10 @@ class TelegramWebhook:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             return Response("update too large", status_code=413)
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # hung up before the whole body came: nothing to queue or log
+            return Response("incomplete body", status_code=400)
         if len(body) > MAX_BODY_BYTES:
             return Response("update too large", status_code=413)
         try:

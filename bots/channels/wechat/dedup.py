@@ -12,7 +12,8 @@ import asyncio
 import time
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
+import anyio
+import anyio.to_thread
 
 from bots.store import Claims
 
@@ -29,19 +30,23 @@ def message_key(data: dict[str, Any]) -> str:
     return f"wechat:{account}:from:{data.get('FromUserName', '')}:{data.get('CreateTime', '')}:{event}"
 
 
-async def claim(claims: Claims, key: str) -> bool:
+# Each call takes a worker thread under ``limiter``: the webhook passes its own, so that a
+# burst of other work in the shared pool cannot make WeChat miss its deadline.
+
+
+async def claim(claims: Claims, key: str, limiter: anyio.CapacityLimiter | None = None) -> bool:
     """True for the first delivery of the message, in any worker."""
-    return await run_in_threadpool(claims.claim, key, time.time())
+    return await anyio.to_thread.run_sync(claims.claim, key, time.time(), limiter=limiter)
 
 
-async def wait_for_reply(claims: Claims, key: str, deadline: float) -> str | None:
+async def wait_for_reply(claims: Claims, key: str, deadline: float, limiter: anyio.CapacityLimiter | None = None) -> str | None:
     """The reply the first delivery gave, polled until ``deadline`` (``time.monotonic()``)."""
     while True:
-        reply = await run_in_threadpool(claims.claimed_reply, key)
+        reply = await anyio.to_thread.run_sync(claims.claimed_reply, key, limiter=limiter)
         if reply is not None or time.monotonic() >= deadline:
             return reply
         await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
-async def record_reply(claims: Claims, key: str, reply: str) -> None:
-    await run_in_threadpool(claims.set_claimed_reply, key, reply)
+async def record_reply(claims: Claims, key: str, reply: str, limiter: anyio.CapacityLimiter | None = None) -> None:
+    await anyio.to_thread.run_sync(claims.set_claimed_reply, key, reply, limiter=limiter)

@@ -5,7 +5,10 @@ WeChat gives a passive reply 5 seconds and then retries. Each message is claimed
 ``reply_budget_seconds``, and otherwise answered ``success`` at once and sent afterwards through
 the customer-service message API, exactly one time. A handoff tells the customer what happens
 next through that API, then replies ``transfer_customer_service`` so that WeChat hands the
-customer to its agent system; agents' replies from the agent API go out the same way.
+customer to its agent system; a handoff decided after the budget cannot transfer that message,
+so the customer is told to write again (their next message is transferred). Agents' replies
+from the agent API go out through that API too. The webhook's work runs in worker threads of its
+own (:mod:`bots.channels.capacity`), so that a burst on ``/api/ask`` cannot make it late.
 
 Every request ends in 200 (a reply, or ``success``), 400 (unreadable, malformed or too large) or
 403 (not signed with our token, a stale or future timestamp, or a nonce another message used:
@@ -20,12 +23,12 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-import anyio
-import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from wechatpy.messages import BaseMessage
 
+from bots.channels.capacity import Lane
 from bots.channels.hub import ChannelHub
 from bots.channels.wechat import dedup, replay
 from bots.channels.wechat.client import CustomerServiceClient, make_client
@@ -53,6 +56,10 @@ log = logging.getLogger("kb.wechat")
 SUCCESS = "success"
 REPLY_MARGIN = 0.2
 """Seconds of the budget kept for sealing and sending the reply once the engine is done."""
+QUICK_WORKERS = 8
+"""Worker threads for the webhook's quick store calls (claims, recorded replies)."""
+SEND_WORKERS = 8
+"""Worker threads for calls to the customer-service API."""
 
 
 class WeChatWebhook:
@@ -71,7 +78,12 @@ class WeChatWebhook:
         self.client = client
         self.notify = hub.notify
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.limiter: anyio.CapacityLimiter | None = None
+        # WeChat's own worker threads, apart from the shared pool and from /api/ask's: a burst
+        # elsewhere must not make it miss its 5 seconds. Engine work has a lane of its own, so
+        # that a queue of slow answers does not hold up claims and replies to retries either.
+        self.answers = Lane(settings.max_concurrent_answers)
+        self.quick = Lane(QUICK_WORKERS)
+        self.sends = Lane(SEND_WORKERS)
 
     # requests
 
@@ -118,10 +130,14 @@ class WeChatWebhook:
         if length and (not length.isdigit() or int(length) > limit):
             raise BadRequest("body too large")
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise BadRequest("body too large")
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise BadRequest("body too large")
+        except ClientDisconnect:
+            # Hung up before the whole body came: nothing to answer, nothing to log as a failure.
+            raise BadRequest("the client hung up before the body was complete") from None
         return bytes(body)
 
     async def _reply(self, inbound: Inbound, deadline: float) -> str:
@@ -139,21 +155,18 @@ class WeChatWebhook:
             self.spawn(self._late(key, inbound.message.source, job))
             return SUCCESS
         if not first or outcome is None:
-            return await dedup.wait_for_reply(self.claims, key, deadline) or SUCCESS
+            return await dedup.wait_for_reply(self.claims, key, deadline, self.quick.limiter) or SUCCESS
         xml = await self._passive(inbound, outcome, deadline)
-        await dedup.record_reply(self.claims, key, xml)
+        # Recorded for retries after the response, not before it: the deadline is the response's.
+        self.spawn(dedup.record_reply(self.claims, key, xml, self.quick.limiter))
         return xml
 
     async def _work(self, message: BaseMessage, key: str) -> tuple[bool, Outcome | None]:
         """(first delivery?, what to answer): claim the message, then let the engine answer it."""
-        if not await dedup.claim(self.claims, key):
+        if not await dedup.claim(self.claims, key, self.quick.limiter):
             return False, None
-        if self.limiter is None:
-            # Engine work gets its own worker threads: a queue of slow answers must not hold up
-            # the quick store calls of other requests (claims, replies to retries).
-            self.limiter = anyio.CapacityLimiter(self.settings.max_concurrent_answers)
         timeout = self.settings.session_timeout_minutes
-        outcome = await anyio.to_thread.run_sync(_dispatch_safely, self.engine, message, timeout, limiter=self.limiter)
+        outcome = await self.answers.run(_dispatch_safely, self.engine, message, timeout)
         if outcome.opened is not None:
             self.spawn(self.notify("opened", outcome.opened))
         return True, outcome
@@ -192,8 +205,13 @@ class WeChatWebhook:
             return
         if not first or outcome is None:
             return  # a retry: the first delivery answers
-        await dedup.record_reply(self.claims, key, SUCCESS)
+        await dedup.record_reply(self.claims, key, SUCCESS, self.quick.limiter)
         texts = outcome.notices if outcome.transfer else ([outcome.text] if outcome.text else [])
+        if outcome.transfer:
+            # WeChat got ``success``, not ``transfer_customer_service``: this message never
+            # reached its agent system. The ticket stays open, so the customer's next message is
+            # transferred; say so, so that they write one.
+            texts = [*texts, say(outcome.language, "wechat_late_transfer")]
         if not texts:
             return
         if self.client is None:
@@ -205,7 +223,7 @@ class WeChatWebhook:
         """Send texts through the customer-service API; a failure is logged, never raised."""
         assert self.client is not None
         try:
-            await run_in_threadpool(self.client.send_texts, user, texts)
+            await self.sends.run(self.client.send_texts, user, texts)
         except Exception:
             log.exception("customer-service message to %s failed", _short(user))
 
@@ -213,7 +231,7 @@ class WeChatWebhook:
         """The channel's sender for agents' replies (see :meth:`ChannelHub.register_sender`)."""
         assert self.client is not None
         try:
-            await run_in_threadpool(self.client.send_texts, user_id, [render(r) for r in replies])
+            await self.sends.run(self.client.send_texts, user_id, [render(r) for r in replies])
         except Exception as error:
             # The agent must know the customer did not get it (e.g. 48 hours since the last message).
             raise HTTPException(502, f"WeChat did not accept the message: {error}") from None
