@@ -4,7 +4,8 @@
 - ``POST /api/ask``: ``{"question": ...}`` → the answer (with ``user_id``: the whole engine);
 - the agent API under ``/api/agent`` (Bearer token from ``[agents] token`` / ``KB_AGENT_TOKEN``):
   list open tickets, read one, take, reply (sent through the customer's channel), close;
-- the channels' webhooks, which mount themselves through the :class:`~bots.channels.ChannelHub`.
+- the channels' webhooks, which mount themselves through the :class:`~bots.channels.ChannelHub`;
+- the web desk for agents, editors and admins at ``/desk`` (:mod:`bots.console`).
 
 The knowledge base is reloaded when a new build lands, between requests: a question under way
 finishes on the build it started with.
@@ -28,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from bots.channels import ChannelHub
 from bots.channels.telegram import mount_telegram
 from bots.channels.wechat import mount_wechat
+from bots.console import mount_console
 from bots.conversation import Engine
 from bots.desk import TicketClosed, TicketNotFound
 from bots.settings import Settings, load_settings
@@ -121,6 +123,7 @@ def create_app(
     # Channels mount their webhooks here (each does nothing unless its section is configured).
     app.state.wechat = mount_wechat(app, config, hub)
     app.state.telegram = mount_telegram(app, config, hub)
+    mount_console(app, hub, settings)
 
     @app.get("/api/agent/tickets", dependencies=[agents])
     def list_tickets(state: str = "open") -> list[dict[str, Any]]:

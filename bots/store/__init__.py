@@ -1,5 +1,5 @@
 """The conversation state: conversations and their transcripts, handoff tickets, feedback, the
-question log, claims on retried deliveries and shared values.
+question log, claims on retried deliveries, shared values and the web desk's accounts.
 
 - :mod:`~bots.store.records`: what is kept (plain dataclasses);
 - :mod:`~bots.store.protocols`: the interface, one protocol per role;
@@ -10,8 +10,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bots.store.protocols import Claims, Conversations, Feedback, QuestionLog, SharedValues, StateStore, Tickets
-from bots.store.records import Conversation, LoggedQuestion, Ticket, TicketMessage, new_ticket_id
+from bots.store.protocols import Accounts, Claims, Conversations, Feedback, QuestionLog, SharedValues, StateStore, Tickets
+from bots.store.records import (
+    Account,
+    Conversation,
+    DeskSession,
+    FeedbackEvent,
+    LoggedQuestion,
+    Ticket,
+    TicketMessage,
+    new_ticket_id,
+)
 from bots.store.sqlite import SqliteStateStore
 
 
@@ -21,10 +30,14 @@ def open_store(path: str | Path) -> StateStore:
 
 
 __all__ = [
+    "Account",
+    "Accounts",
     "Claims",
     "Conversation",
     "Conversations",
+    "DeskSession",
     "Feedback",
+    "FeedbackEvent",
     "LoggedQuestion",
     "QuestionLog",
     "SharedValues",
