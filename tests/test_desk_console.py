@@ -182,8 +182,9 @@ def test_service_figures_per_day_and_channel():
     def ticket(channel, reason, escalated=None):
         return Ticket("T", channel, "u", "closed", reason, "question", "normal", "zh", day, day, day, escalated)
 
+    earlier = day - 86400
     figures = service_figures(
-        [asked("telegram", "answer"), asked("telegram", "handoff"), asked("wechat", "answer"), asked("wechat", "answer", day - 86400)],
+        [asked("telegram", "answer"), asked("telegram", "handoff"), asked("wechat", "answer"), asked("wechat", "answer", earlier)],
         [ticket("telegram", "money", escalated=day), ticket("wechat", "requested")],
         [FeedbackEvent(day, "telegram", "e", True), FeedbackEvent(day, "telegram", "e", False)],
         zone,
