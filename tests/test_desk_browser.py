@@ -21,7 +21,6 @@ from bots.console import add_user
 from bots.server import create_app
 from kb.vocabulary import DeskRole
 from tests.conftest import ROOT, require
-from tests.live import live_server
 from tests.test_telegram import FakeTelegram, Served, telegram_config, text_update
 
 CUSTOMER = 3101

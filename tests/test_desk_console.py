@@ -45,9 +45,7 @@ def csrf_of(html: str) -> str:
 def sign_in_as(client: TestClient, name: str, password: str = PASSWORD, **headers: str):
     form = client.get("/desk/sign-in")
     assert form.status_code == 200
-    return client.post(
-        "/desk/sign-in", data={"csrf": csrf_of(form.text), "name": name, "password": password}, headers=headers
-    )
+    return client.post("/desk/sign-in", data={"csrf": csrf_of(form.text), "name": name, "password": password}, headers=headers)
 
 
 def test_sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session(desk):
@@ -127,6 +125,8 @@ def test_a_ticket_through_the_desk_and_a_channels_refusal_shown(desk):
     sign_in_as(desk, "ann")
     rows = desk.get("/desk/queue/rows")
     assert ticket.id in rows.text and "顾客要求人工" in rows.text
+    unchanged = desk.get("/desk/queue/rows", headers={"X-Version": rows.headers["x-version"]})
+    assert unchanged.status_code == 204  # the page's poll: nothing to render
     page = desk.get(f"/desk/tickets/{ticket.id}")
     assert "转人工" in page.text  # the transcript
     refused = desk.post(f"/desk/tickets/{ticket.id}/reply", data={"csrf": csrf_of(page.text), "text": "您好，我来处理"})
@@ -182,9 +182,9 @@ def test_service_figures_per_day_and_channel():
     def ticket(channel, reason, escalated=None):
         return Ticket("T", channel, "u", "closed", reason, "question", "normal", "zh", day, day, day, escalated)
 
-    earlier = day - 86400
+    questions = [asked("telegram", "answer"), asked("telegram", "handoff"), asked("wechat", "answer")]
     figures = service_figures(
-        [asked("telegram", "answer"), asked("telegram", "handoff"), asked("wechat", "answer"), asked("wechat", "answer", earlier)],
+        [*questions, asked("wechat", "answer", day - 86400)],
         [ticket("telegram", "money", escalated=day), ticket("wechat", "requested")],
         [FeedbackEvent(day, "telegram", "e", True), FeedbackEvent(day, "telegram", "e", False)],
         zone,

@@ -11,8 +11,15 @@
     setInterval(function () {
       if (busy || document.hidden) return;
       busy = true;
-      fetch(node.dataset.poll, { credentials: "same-origin", headers: { Accept: "text/html" } })
-        .then(function (r) { return r.ok ? r.text() : null; })
+      // X-Version: the server answers 204 when the fragment has not changed since this version.
+      var headers = { Accept: "text/html" };
+      if (node.dataset.version) headers["X-Version"] = node.dataset.version;
+      fetch(node.dataset.poll, { credentials: "same-origin", headers: headers })
+        .then(function (r) {
+          if (r.status !== 200) return null;
+          if (r.headers.get("X-Version")) node.dataset.version = r.headers.get("X-Version");
+          return r.text();
+        })
         .then(function (html) {
           if (html !== null && html.trim() !== node.innerHTML.trim()) { node.innerHTML = html; tick(); }
         })
