@@ -5,7 +5,8 @@
   customer of the ``api`` channel only); Bearer key ``KB_API_TOKEN`` (:mod:`bots.guards`);
 - the agent API under ``/api/agent`` (Bearer token from ``[agents] token`` / ``KB_AGENT_TOKEN``):
   list open tickets, read one, take, reply (sent through the customer's channel), close;
-- the channels' webhooks, which mount themselves through the :class:`~bots.channels.ChannelHub`.
+- the channels' webhooks, which mount themselves through the :class:`~bots.channels.ChannelHub`;
+- the web desk for agents, editors and admins at ``/desk`` (:mod:`bots.console`).
 
 The knowledge base is reloaded when a new build lands, between requests: a question under way
 finishes on the build it started with.
@@ -30,6 +31,7 @@ from bots.channels import ChannelHub
 from bots.channels.capacity import Lane, Saturated
 from bots.channels.telegram import mount_telegram
 from bots.channels.wechat import mount_wechat
+from bots.console import mount_console
 from bots.conversation import Engine
 from bots.desk import TicketClosed, TicketNotFound
 from bots.guards import BodyLimit, check_api_key
@@ -140,6 +142,7 @@ def create_app(
     # Channels mount their webhooks here (each does nothing unless its section is configured).
     app.state.wechat = mount_wechat(app, config, hub)
     app.state.telegram = mount_telegram(app, config, hub)
+    mount_console(app, hub, settings)
 
     @app.get("/api/agent/tickets", dependencies=[agents])
     def list_tickets(state: str = "open") -> list[dict[str, Any]]:

@@ -138,3 +138,14 @@ class Outcome(StrEnum):
     SILENT = "silent"
     """An agent had the conversation."""
     INVALID = "invalid"
+
+
+class DeskRole(StrEnum):
+    """Who signs in to the web desk, and so what they may open (least privilege)."""
+
+    AGENT = "agent"
+    """The queue, tickets and search."""
+    EDITOR = "editor"
+    """Search, suggestions and reports."""
+    ADMIN = "admin"
+    """The desk's accounts."""

@@ -7,6 +7,7 @@ kb eval DIR          measure on a question set (kb.jsonl + queries.jsonl); --com
 kb report            for editors: top, unanswered and "not solved" questions, handoff reasons (Markdown + PNG)
 kb suggest           for editors: phrasings customers taught the bot (menu picks); --accept ID, --reject ID
 kb telegram          the Telegram bot: --polling (long polling), or set-webhook URL (for kb serve)
+kb desk add-user     an account for the web desk at /desk (agent, editor or admin)
 """
 
 from __future__ import annotations
@@ -182,6 +183,32 @@ def cmd_telegram(config: Config, args: argparse.Namespace) -> int:
     return telegram_command(config, args, _engine)
 
 
+def cmd_desk(config: Config, args: argparse.Namespace) -> int:
+    import getpass
+
+    from bots.console import AccountError, add_user
+    from bots.settings import load_settings
+    from bots.store import open_store
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {args.name}: ")
+        if getpass.getpass("Again: ") != password:
+            print("The two passwords differ; nothing changed.", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    store = open_store(load_settings(config).engine.state_path)
+    try:
+        add_user(store, args.name, password, args.role, args.language)
+    except AccountError as error:
+        print(f"Not saved: {error}.", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(f"{args.name} can sign in at /desk as {args.role}.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     set_environment_defaults()  # before any command loads a model library
     parser = argparse.ArgumentParser(prog="kb", description="FAQ and knowledge-base bot for e-commerce customer service.")
@@ -225,6 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     set_webhook = telegram_actions.add_parser("set-webhook", help="tell Telegram to send updates to kb serve at URL")
     set_webhook.add_argument("url", help="https://your.host (/telegram/webhook is added) or the full webhook URL")
     telegram.set_defaults(run=cmd_telegram)
+    desk = commands.add_parser("desk", help="the web desk's accounts: add-user NAME --role agent|editor|admin")
+    desk_actions = desk.add_subparsers(dest="desk_command", metavar="ACTION", required=True)
+    add_user = desk_actions.add_parser("add-user", help="add an account, or reset its password (read from stdin or asked)")
+    add_user.add_argument("name")
+    add_user.add_argument("--role", choices=["agent", "editor", "admin"], required=True)
+    add_user.add_argument("--language", choices=["zh", "en"], default="zh", help="the desk's language for this person")
+    desk.set_defaults(run=cmd_desk)
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)

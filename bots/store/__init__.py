@@ -1,5 +1,6 @@
 """The conversation state: conversations and their transcripts, handoff tickets, feedback, the
-question log, claims on retried deliveries, shared values and rate limits.
+question log, claims on retried deliveries, shared values, rate limits, customers' picks and the
+web desk's accounts.
 
 - :mod:`~bots.store.records`: what is kept (plain dataclasses);
 - :mod:`~bots.store.protocols`: the interface, one protocol per role;
@@ -11,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bots.store.protocols import (
+    Accounts,
     Claims,
     Conversations,
     Feedback,
@@ -21,7 +23,17 @@ from bots.store.protocols import (
     StateStore,
     Tickets,
 )
-from bots.store.records import Conversation, LoggedQuestion, Pick, Ticket, TicketMessage, new_ticket_id
+from bots.store.records import (
+    Account,
+    Conversation,
+    DeskSession,
+    FeedbackEvent,
+    LoggedQuestion,
+    Pick,
+    Ticket,
+    TicketMessage,
+    new_ticket_id,
+)
 from bots.store.sqlite import SqliteStateStore
 
 
@@ -31,12 +43,16 @@ def open_store(path: str | Path) -> StateStore:
 
 
 __all__ = [
+    "Account",
+    "Accounts",
     "Claims",
     "Conversation",
     "Conversations",
+    "DeskSession",
     "Feedback",
     "Learning",
     "Limits",
+    "FeedbackEvent",
     "LoggedQuestion",
     "Pick",
     "QuestionLog",

@@ -100,8 +100,56 @@ class Pick:
     """``menu`` or ``solved``."""
 
 
+@dataclass
+class FeedbackEvent:
+    """One "solved" / "not solved" press, for the service figures per day and channel."""
+
+    at: float
+    channel: str
+    entry_id: str | None
+    solved: bool
+
+
+@dataclass
+class Account:
+    """Someone who signs in to the desk (``kb desk add-user``). Only the password's hash is kept."""
+
+    name: str
+    role: str
+    """A :class:`~kb.vocabulary.DeskRole`."""
+    password_hash: str
+    language: str = "zh"
+    failures: int = 0
+    """Wrong passwords in a row; reset by a right one."""
+    locked_until: float = 0.0
+    created_at: float = 0.0
+
+
+@dataclass
+class DeskSession:
+    """A signed-in browser. The cookie holds a random token; the store keeps its SHA-256 only."""
+
+    token_hash: str
+    name: str
+    csrf: str
+    """The token every form and POST of this session must carry."""
+    created_at: float
+    expires_at: float
+
+
 def new_ticket_id() -> str:
     return "T" + secrets.token_hex(4).upper()
 
 
-__all__ = ["Conversation", "LoggedQuestion", "Pick", "Ticket", "TicketMessage", "TicketState", "new_ticket_id"]
+__all__ = [
+    "Account",
+    "Conversation",
+    "DeskSession",
+    "FeedbackEvent",
+    "LoggedQuestion",
+    "Pick",
+    "Ticket",
+    "TicketMessage",
+    "TicketState",
+    "new_ticket_id",
+]

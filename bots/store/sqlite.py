@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bots.pii import mask_text
-from bots.store.records import Conversation, LoggedQuestion, Pick, Ticket, TicketMessage
+from bots.store.records import Account, Conversation, DeskSession, FeedbackEvent, LoggedQuestion, Pick, Ticket, TicketMessage
 from kb.vocabulary import OPEN_TICKET_STATES, PRIORITY_ORDER, check_channel
 
 MIGRATIONS: list[str] = [
@@ -66,7 +66,21 @@ MIGRATIONS: list[str] = [
     CREATE TABLE hits (key TEXT NOT NULL, at REAL NOT NULL);
     CREATE INDEX hits_by_key ON hits (key, at);
     """,
-    # 3: customers' own phrasings labelled by their picks, and the editors' decisions on them
+    # 3: the web desk's accounts and signed-in sessions (issue 21)
+    """
+    CREATE TABLE desk_accounts (
+        name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL,
+        language TEXT NOT NULL DEFAULT 'zh', failures INTEGER NOT NULL DEFAULT 0,
+        locked_until REAL NOT NULL DEFAULT 0, created_at REAL NOT NULL DEFAULT 0
+    );
+    CREATE TABLE desk_sessions (
+        token_hash TEXT PRIMARY KEY, name TEXT NOT NULL REFERENCES desk_accounts (name) ON DELETE CASCADE,
+        csrf TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL
+    );
+    CREATE INDEX desk_sessions_by_name ON desk_sessions (name);
+    CREATE INDEX feedback_by_time ON feedback (at);
+    """,
+    # 4: customers' own phrasings labelled by their picks, and the editors' decisions on them
     """
     CREATE TABLE picks (
         id INTEGER PRIMARY KEY, at REAL NOT NULL, channel TEXT NOT NULL, question TEXT NOT NULL,
@@ -267,6 +281,10 @@ class SqliteStateStore:
         )
         return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
+    def feedback_since(self, since: float = 0.0) -> list[FeedbackEvent]:
+        rows = self._query("SELECT at, channel, entry_id, solved FROM feedback WHERE at >= ? ORDER BY id", (since,))
+        return [FeedbackEvent(r["at"], r["channel"], r["entry_id"], bool(r["solved"])) for r in rows]
+
     def log_question(self, entry: LoggedQuestion) -> None:
         e = entry
         with self._transaction() as db:
@@ -327,6 +345,54 @@ class SqliteStateStore:
         with self._transaction() as db:
             values = {"key": key, "value": value, "expires_at": expires_at}
             db.execute(_upsert("shared_values", values, ("key",)), values)
+
+    # the web desk's accounts and sessions
+
+    def save_account(self, account: Account) -> None:
+        with self._transaction() as db:
+            values = dict(account.__dict__)
+            db.execute(_upsert("desk_accounts", values, ("name",)), values)
+
+    def account(self, name: str) -> Account | None:
+        rows = self._query("SELECT * FROM desk_accounts WHERE name = ?", (name,))
+        return Account(**dict(rows[0])) if rows else None
+
+    def accounts(self) -> list[Account]:
+        return [Account(**dict(r)) for r in self._query("SELECT * FROM desk_accounts ORDER BY name")]
+
+    def record_failure(self, name: str, lock_after: int, locked_until: float) -> int:
+        with self._transaction() as db:
+            row = db.execute(
+                "UPDATE desk_accounts SET failures = failures + 1 WHERE name = ? RETURNING failures", (name,)
+            ).fetchone()
+            if row is None:
+                return 0
+            if row[0] >= lock_after:
+                db.execute("UPDATE desk_accounts SET locked_until = ?, failures = 0 WHERE name = ?", (locked_until, name))
+            return int(row[0])
+
+    def reset_failures(self, name: str) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE desk_accounts SET failures = 0 WHERE name = ?", (name,))
+
+    def add_session(self, session: DeskSession) -> None:
+        with self._transaction() as db:
+            values = dict(session.__dict__)
+            db.execute(_upsert("desk_sessions", values, ("token_hash",)), values)
+            # Expired sessions go as new ones come: the table stays the size of the signed-in desk.
+            db.execute("DELETE FROM desk_sessions WHERE expires_at <= ?", (session.created_at,))
+
+    def session(self, token_hash: str, now: float) -> DeskSession | None:
+        rows = self._query("SELECT * FROM desk_sessions WHERE token_hash = ? AND expires_at > ?", (token_hash, now))
+        return DeskSession(**dict(rows[0])) if rows else None
+
+    def drop_session(self, token_hash: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM desk_sessions WHERE token_hash = ?", (token_hash,))
+
+    def drop_sessions_of(self, name: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM desk_sessions WHERE name = ?", (name,))
 
 
 def _masked(value: Any) -> Any:

@@ -1,0 +1,375 @@
+"""The desk's pages and the few small endpoints its script calls, mounted on ``kb serve``'s app.
+
+Every page checks the session and the account's role; every POST checks the session's CSRF
+token. Agents' actions go through ``hub.engine.desk`` and out through ``hub.deliver``, exactly as
+the agent API sends them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from bots.channels import ChannelHub
+from bots.console import accounts, sessions
+from bots.console.figures import service_figures
+from bots.console.knowledge import search
+from bots.console.svg import columns
+from bots.console.text import NAMES, name_of, words
+from bots.desk import TicketClosed, TicketNotFound
+from bots.settings import Settings
+from bots.store import Account, DeskSession, StateStore, Ticket
+from kb.vocabulary import DeskRole, TicketState
+
+log = logging.getLogger("kb.desk")
+
+HERE = Path(__file__).parent
+HOME = {DeskRole.AGENT: "/desk/queue", DeskRole.EDITOR: "/desk/search", DeskRole.ADMIN: "/desk/users"}
+PAGES = {
+    "queue": (DeskRole.AGENT,),
+    "search": (DeskRole.AGENT, DeskRole.EDITOR),
+    "reports": (DeskRole.EDITOR,),
+    "suggestions": (DeskRole.EDITOR,),
+    "users": (DeskRole.ADMIN,),
+}
+"""Which roles open which part of the desk (least privilege: an admin keeps accounts, no more)."""
+DONE = ("taken", "sent", "not_pushed", "closed_done")
+"""What a ticket page may say happened (after a take, reply or close)."""
+HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+class Refused(Exception):
+    """The signed-in account's role may not do this (403), or the CSRF token is wrong (403)."""
+
+    def __init__(self, viewer: Viewer | None, key: str = "refused") -> None:
+        self.viewer, self.key = viewer, key
+
+
+class SignInFirst(Exception):
+    """No session: to the sign-in page."""
+
+
+@dataclass
+class Viewer:
+    account: Account
+    session: DeskSession
+
+    @property
+    def language(self) -> str:
+        return self.account.language
+
+    def may(self, page: str) -> bool:
+        return self.account.role in PAGES[page]
+
+
+def mount_console(app: FastAPI, hub: ChannelHub, settings: Settings) -> None:
+    """Serve the desk under ``/desk`` on ``app``."""
+    store: StateStore = hub.engine.store
+    engine = hub.engine
+    templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(), auto_reload=False)
+    zone = settings.engine.zone
+    templates.globals["clock"] = lambda at: datetime.fromtimestamp(at, zone).strftime("%m-%d %H:%M")
+
+    def render(request: Request, name: str, viewer: Viewer | None, status: int = 200, **context: Any) -> HTMLResponse:
+        language = viewer.language if viewer else _browser_language(request)
+        html = templates.get_template(name).render(
+            t=words(language),
+            names=NAMES[language] if language in NAMES else NAMES["en"],
+            lang=language,
+            viewer=viewer,
+            pages=[p for p in PAGES if viewer and viewer.may(p)],
+            now=time.time(),
+            **context,
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def viewer_of(request: Request, page: str | None = None) -> Viewer:
+        session = sessions.current(store, request)
+        account = store.account(session.name) if session else None
+        if session is None or account is None:
+            raise SignInFirst()
+        viewer = Viewer(account, session)
+        if page is not None and not viewer.may(page):
+            raise Refused(viewer)
+        return viewer
+
+    async def posted(request: Request, page: str) -> tuple[Viewer, dict[str, str]]:
+        viewer = viewer_of(request, page)
+        data = await sessions.form(request)
+        if not sessions.same(viewer.session.csrf, data.get("csrf") or request.headers.get("x-csrf-token")):
+            raise Refused(viewer, "expired")
+        return viewer, data
+
+    @app.exception_handler(SignInFirst)
+    async def sign_in_first(request: Request, _: SignInFirst) -> Response:
+        if request.url.path.startswith("/desk/api/") or request.method != "GET":
+            return JSONResponse({"detail": "Sign in first."}, status_code=401)
+        return RedirectResponse("/desk/sign-in", status_code=303)
+
+    @app.exception_handler(Refused)
+    async def refused(request: Request, error: Refused) -> Response:
+        language = error.viewer.language if error.viewer else _browser_language(request)
+        return render(request, "message.html", error.viewer, status=403, message=words(language)[error.key])
+
+    @app.middleware("http")
+    async def desk_headers(request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        if request.url.path.startswith("/desk"):
+            for header, value in HEADERS.items():
+                response.headers.setdefault(header, value)
+        return response
+
+    app.mount("/desk/static", StaticFiles(directory=HERE / "static"), name="desk-static")
+
+    # signing in and out
+
+    @app.get("/desk", include_in_schema=False)
+    def home(request: Request) -> Response:
+        viewer = viewer_of(request)
+        return RedirectResponse(HOME[DeskRole(viewer.account.role)], status_code=303)
+
+    @app.get("/desk/sign-in", include_in_schema=False)
+    def sign_in_page(request: Request) -> Response:
+        return _sign_in_form(request)
+
+    def _sign_in_form(request: Request, status: int = 200, message: str | None = None) -> Response:
+        token = secrets.token_urlsafe(24)
+        response = render(request, "sign_in.html", None, status=status, csrf=token, message=message)
+        sessions.set_cookie(request, response, sessions.PRE_COOKIE, token, 3600)
+        return response
+
+    @app.post("/desk/sign-in", include_in_schema=False)
+    async def sign_in(request: Request) -> Response:
+        data = await sessions.form(request)
+        t = words(_browser_language(request))
+        if not sessions.same(request.cookies.get(sessions.PRE_COOKIE, ""), data.get("csrf")):
+            return _sign_in_form(request, 403, t["expired"])
+        result = await run_in_threadpool(accounts.sign_in, store, data.get("name", ""), data.get("password", ""))
+        if result.account is None:
+            log.warning("desk sign-in refused%s", " (locked)" if result.locked else "")
+            return _sign_in_form(request, 401, t["locked"] if result.locked else t["wrong_password"])
+        response = RedirectResponse(HOME[DeskRole(result.account.role)], status_code=303)
+        sessions.start(store, result.account, request, response)
+        return response
+
+    @app.post("/desk/sign-out", include_in_schema=False)
+    async def sign_out(request: Request) -> Response:
+        await posted_any(request)
+        response = RedirectResponse("/desk/sign-in", status_code=303)
+        sessions.end(store, request, response)
+        return response
+
+    async def posted_any(request: Request) -> Viewer:
+        viewer = viewer_of(request)
+        data = await sessions.form(request)
+        if not sessions.same(viewer.session.csrf, data.get("csrf") or request.headers.get("x-csrf-token")):
+            raise Refused(viewer, "expired")
+        return viewer
+
+    # the queue
+
+    @app.get("/desk/queue", include_in_schema=False)
+    def queue(request: Request) -> Response:
+        viewer = viewer_of(request, "queue")
+        return render(request, "queue.html", viewer, tickets=engine.desk.tickets())
+
+    @app.get("/desk/queue/rows", include_in_schema=False)
+    def queue_rows(request: Request) -> Response:
+        """The queue's rows for the page's polling; 204 when nothing changed since the version
+        the page has (waiting times and countdowns run in the page), so that a quiet queue of
+        a thousand tickets costs a query, not a render."""
+        viewer = viewer_of(request, "queue")
+        tickets = engine.desk.tickets()
+        version = hashlib.sha1(
+            repr([(t.id, t.state, t.agent, t.priority, t.due_at, t.touched_at) for t in tickets]).encode()
+        ).hexdigest()
+        if request.headers.get("x-version") == version:
+            return Response(status_code=204, headers={"X-Version": version})
+        response = render(request, "queue_rows.html", viewer, tickets=tickets)
+        response.headers["X-Version"] = version
+        return response
+
+    # a ticket
+
+    def ticket_or_404(ticket_id: str) -> Ticket:
+        try:
+            return engine.desk.ticket(ticket_id)
+        except TicketNotFound:
+            raise HTTPException(404, "No such ticket.") from None
+
+    def ticket_page(request: Request, viewer: Viewer, ticket_id: str, status: int = 200, **context: Any) -> Response:
+        ticket = ticket_or_404(ticket_id)
+        return render(request, "ticket.html", viewer, status=status, ticket=ticket, **context)
+
+    @app.get("/desk/tickets/{ticket_id}", include_in_schema=False)
+    def ticket(request: Request, ticket_id: str, done: str = "") -> Response:
+        viewer = viewer_of(request, "queue")
+        return ticket_page(request, viewer, ticket_id, done=done if done in DONE else "")
+
+    @app.get("/desk/tickets/{ticket_id}/transcript", include_in_schema=False)
+    def transcript(request: Request, ticket_id: str) -> Response:
+        viewer = viewer_of(request, "queue")
+        return render(request, "transcript.html", viewer, ticket=ticket_or_404(ticket_id))
+
+    def after(ticket_id: str, done: str) -> Response:
+        return RedirectResponse(f"/desk/tickets/{ticket_id}?done={done}", status_code=303)
+
+    async def act(request: Request, ticket_id: str, action: str) -> Response:
+        viewer, data = await posted(request, "queue")
+        agent = viewer.account.name
+        try:
+            if action == "take":
+                await run_in_threadpool(engine.desk.take, ticket_id, agent)
+                return after(ticket_id, "taken")
+            if action == "reply":
+                text = data.get("text", "").strip()[:4000]
+                if not text:
+                    return after(ticket_id, "")
+                delivery = await run_in_threadpool(engine.desk.reply, ticket_id, agent, text)
+            else:
+                delivery = await run_in_threadpool(engine.desk.close, ticket_id, agent)
+        except TicketNotFound:
+            raise HTTPException(404, "No such ticket.") from None
+        except TicketClosed:
+            return ticket_page(request, viewer, ticket_id, status=409, done="closed")
+        try:
+            sent = await hub.deliver(delivery)
+        except HTTPException as error:  # a channel's refusal (WeChat: 48 hours since the customer wrote)
+            draft = data.get("text", "")
+            return ticket_page(request, viewer, ticket_id, status=error.status_code, refusal=str(error.detail), draft=draft)
+        except Exception as error:
+            log.exception("delivery of ticket %s failed", ticket_id)
+            return ticket_page(request, viewer, ticket_id, status=502, refusal=type(error).__name__, draft=data.get("text", ""))
+        if action == "close":
+            return after(ticket_id, "closed_done")
+        return after(ticket_id, "sent" if sent else "not_pushed")
+
+    @app.post("/desk/tickets/{ticket_id}/take", include_in_schema=False)
+    async def take(request: Request, ticket_id: str) -> Response:
+        return await act(request, ticket_id, "take")
+
+    @app.post("/desk/tickets/{ticket_id}/reply", include_in_schema=False)
+    async def reply(request: Request, ticket_id: str) -> Response:
+        return await act(request, ticket_id, "reply")
+
+    @app.post("/desk/tickets/{ticket_id}/close", include_in_schema=False)
+    async def close(request: Request, ticket_id: str) -> Response:
+        return await act(request, ticket_id, "close")
+
+    @app.post("/desk/api/entries", include_in_schema=False)
+    async def entries(request: Request) -> Response:
+        """The reply box's search: entries in the ticket's language, their steps ready to insert."""
+        _, data = await posted(request, "queue")
+        query = data.get("q", "").strip()[:500]
+        language = data.get("language") if data.get("language") in ("zh", "en") else None
+        if not query:
+            return JSONResponse({"entries": []})
+        _, found = await run_in_threadpool(search, engine.retriever, query, language)
+        rows = [{"entry_id": f.entry_id, "question": f.question, "score": round(f.score, 3), "text": f.text()} for f in found]
+        return JSONResponse({"entries": rows})
+
+    # search
+
+    @app.get("/desk/search", include_in_schema=False)
+    def search_page(request: Request) -> Response:
+        viewer = viewer_of(request, "search")
+        return render(request, "search.html", viewer, query="", found=None)
+
+    @app.post("/desk/search", include_in_schema=False)
+    async def search_results(request: Request) -> Response:
+        viewer, data = await posted(request, "search")
+        query = data.get("q", "").strip()[:500]
+        found = (await run_in_threadpool(search, engine.retriever, query))[1] if query else None
+        return render(request, "search.html", viewer, query=query, found=found)
+
+    # editors
+
+    @app.get("/desk/reports", include_in_schema=False)
+    def reports(request: Request, days: int = 14, channel: str = "") -> Response:
+        viewer = viewer_of(request, "reports")
+        days = min(max(days, 1), 92)
+        now = time.time()
+        since = (datetime.fromtimestamp(now, zone) - timedelta(days=days)).timestamp()
+        figures = service_figures(
+            store.questions(since),
+            [t for t in store.tickets(tuple(TicketState)) if t.created_at >= since or (t.escalated_at or 0) >= since],
+            store.feedback_since(since),
+            zone,
+            datetime.fromtimestamp(now, zone).date(),
+            days,
+            channel or None,
+        )
+        t, language = words(viewer.language), viewer.language
+        resolved = figures.share(figures.resolved, figures.questions)
+        charts = [
+            columns(figures.days, {t["resolved_share"]: resolved}, True, t["resolved_share"]),
+            columns(
+                figures.days,
+                {name_of(language, r): figures.share(c, figures.questions) for r, c in figures.handoffs.items()},
+                True,
+                t["handoff_rate"],
+            ),
+            columns(figures.days, {t["escalations"]: list(figures.escalations)}, False, t["escalations"]),
+            columns(figures.days, {t["solved_rate"]: figures.share(figures.solved, figures.feedback)}, True, t["solved_rate"]),
+        ]
+        titles = [t["resolved_share"], t["handoff_rate"], t["escalations"], t["solved_rate"]]
+        channels = sorted(set(figures.channels) | ({channel} if channel else set()))
+        return render(
+            request, "reports.html", viewer, figures=figures, charts=list(zip(titles, charts, strict=True)),
+            days=days, channel=channel, channels=channels,
+        )  # fmt: skip
+
+    @app.get("/desk/suggestions", include_in_schema=False)
+    def suggestions(request: Request) -> Response:
+        viewer = viewer_of(request, "suggestions")
+        return render(request, "message.html", viewer, message=words(viewer.language)["suggestions_soon"])
+
+    # admins
+
+    @app.get("/desk/users", include_in_schema=False)
+    def users(request: Request, saved: int = 0) -> Response:
+        viewer = viewer_of(request, "users")
+        return render(request, "users.html", viewer, accounts=store.accounts(), saved=bool(saved), problem=None)
+
+    @app.post("/desk/users", include_in_schema=False)
+    async def add_account(request: Request) -> Response:
+        viewer, data = await posted(request, "users")
+        try:
+            await run_in_threadpool(
+                accounts.add_user, store, data.get("name", ""), data.get("password", ""),
+                data.get("role", ""), data.get("language", "zh"),
+            )  # fmt: skip
+        except accounts.AccountError as error:
+            return render(request, "users.html", viewer, status=400, accounts=store.accounts(), saved=False, problem=str(error))
+        return RedirectResponse("/desk/users?saved=1", status_code=303)
+
+    @app.post("/desk/users/{name}/unlock", include_in_schema=False)
+    async def unlock(request: Request, name: str) -> Response:
+        await posted(request, "users")
+        accounts.unlock(store, name)
+        return RedirectResponse("/desk/users?saved=1", status_code=303)
+
+
+def _browser_language(request: Request) -> str:
+    """Before sign-in: the browser's preference between Chinese and English."""
+    preferred = request.headers.get("accept-language", "").lower()
+    return "zh" if preferred.startswith("zh") or (preferred and "zh" in preferred and "en" not in preferred) else "en"

@@ -1,0 +1,214 @@
+"""The web desk over plain HTTP (no browser): sign-in, lock-out, the session cookie, CSRF on every
+POST, who may open what, a ticket worked through the desk (a channel's refusal shown), search and
+the service figures. The browser suite (tests/test_desk_browser.py) drives the same pages in Chromium."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import time
+from datetime import date, datetime
+
+import pytest
+from fastapi import HTTPException
+from fastapi.testclient import TestClient
+
+from bots.console import add_user, sign_in
+from bots.console.accounts import LOCK_AFTER
+from bots.console.figures import service_figures
+from bots.console.text import NAMES, TEXT
+from bots.server import create_app
+from bots.store import FeedbackEvent, LoggedQuestion, SqliteStateStore, Ticket
+from bots.store.sqlite import MIGRATIONS
+from kb.vocabulary import DeskRole
+
+PASSWORD = "correct horse battery"
+USERS = {"ann": DeskRole.AGENT, "eve": DeskRole.EDITOR, "root": DeskRole.ADMIN}
+
+
+@pytest.fixture
+def desk(sample_config, make_engine):
+    engine = make_engine()
+    for name, role in USERS.items():
+        add_user(engine.store, name, PASSWORD, role, "zh" if name != "eve" else "en")
+    app = create_app(sample_config, engine, reload_every=3600)
+    with TestClient(app, base_url="http://desk.test", follow_redirects=False) as client:
+        client.engine = engine
+        client.app_ = app
+        yield client
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+def sign_in_as(client: TestClient, name: str, password: str = PASSWORD, **headers: str):
+    form = client.get("/desk/sign-in")
+    assert form.status_code == 200
+    return client.post("/desk/sign-in", data={"csrf": csrf_of(form.text), "name": name, "password": password}, headers=headers)
+
+
+def test_sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session(desk):
+    assert desk.get("/desk/queue").headers["location"] == "/desk/sign-in"  # not signed in
+    signed = sign_in_as(desk, "ann")
+    assert signed.status_code == 303 and signed.headers["location"] == "/desk/queue"
+    cookie = signed.headers["set-cookie"].lower()
+    assert "kb_desk=" in cookie and "httponly" in cookie and "samesite=lax" in cookie and "path=/desk" in cookie
+    assert "secure" not in cookie  # plain HTTP on loopback: a Secure cookie would never come back
+    queue = desk.get("/desk/queue")
+    assert queue.status_code == 200 and "content-security-policy" in queue.headers
+    token = desk.cookies.get("kb_desk")
+    assert desk.engine.store.session(token, time.time()) is None  # the store keeps a hash, not the token
+    assert desk.post("/desk/sign-out", data={"csrf": csrf_of(queue.text)}).status_code == 303
+    desk.cookies.set("kb_desk", token, domain="desk.test", path="/desk")  # the old cookie, replayed
+    assert desk.get("/desk/queue").status_code == 303
+
+
+def test_behind_an_https_proxy_the_cookie_is_secure(desk):
+    signed = sign_in_as(desk, "ann", **{"X-Forwarded-Proto": "https"})
+    assert "secure" in signed.headers["set-cookie"].lower()
+
+
+def test_a_wrong_password_is_refused_and_five_in_a_row_lock_the_account(desk):
+    store = desk.engine.store
+    assert store.account("ann").password_hash.startswith("$argon2id$")
+    wrong = sign_in_as(desk, "ann", "not the password")
+    assert wrong.status_code == 401 and "Wrong name or password" in wrong.text  # no Accept-Language: English
+    assert sign_in_as(desk, "nobody", PASSWORD).status_code == 401
+    for _ in range(LOCK_AFTER - 1):
+        assert sign_in_as(desk, "ann", "still wrong").status_code == 401
+    locked = sign_in_as(desk, "ann")  # the right password, too late
+    assert locked.status_code == 401 and ("locked" in locked.text or "锁定" in locked.text)
+    assert sign_in(store, "ann", PASSWORD, now=time.time() + 16 * 60).account is not None  # 15 minutes later
+
+
+def test_every_post_needs_the_session_csrf_token(desk):
+    ticket = desk.engine.handle("api", "u1", "转人工").ticket
+    form = desk.get("/desk/sign-in")
+    no_token = desk.post("/desk/sign-in", data={"name": "ann", "password": PASSWORD})
+    assert no_token.status_code == 403 and "kb_desk=" not in no_token.headers.get("set-cookie", "")
+    assert csrf_of(form.text)
+    sign_in_as(desk, "ann")
+    page = desk.get(f"/desk/tickets/{ticket.id}")
+    assert desk.post(f"/desk/tickets/{ticket.id}/take").status_code == 403
+    assert desk.post(f"/desk/tickets/{ticket.id}/take", data={"csrf": "forged"}).status_code == 403
+    assert desk.post("/desk/api/entries", data={"q": "退货"}).status_code == 403
+    assert desk.engine.desk.ticket(ticket.id).agent is None
+    assert desk.post(f"/desk/tickets/{ticket.id}/take", data={"csrf": csrf_of(page.text)}).status_code == 303
+    assert desk.engine.desk.ticket(ticket.id).agent == "ann"
+
+
+@pytest.mark.parametrize(
+    "name, allowed, refused",
+    [
+        ("ann", ["/desk/queue", "/desk/search"], ["/desk/users", "/desk/reports", "/desk/suggestions"]),
+        ("eve", ["/desk/search", "/desk/reports", "/desk/suggestions"], ["/desk/queue", "/desk/users"]),
+        ("root", ["/desk/users"], ["/desk/queue", "/desk/search", "/desk/reports"]),
+    ],
+)
+def test_each_role_opens_its_own_pages_only(desk, name, allowed, refused):
+    sign_in_as(desk, name)
+    for path in allowed:
+        assert desk.get(path).status_code == 200, path
+    for path in refused:
+        assert desk.get(path).status_code == 403, path
+
+
+def test_a_ticket_through_the_desk_and_a_channels_refusal_shown(desk):
+    engine, hub = desk.engine, desk.app_.state.hub
+    ticket = engine.handle("wechat", "wx-user", "转人工").ticket
+
+    async def refuse(user_id, replies):  # WeChat after 48 hours of silence, as bots/channels/wechat sends it
+        raise HTTPException(502, "WeChat did not accept the message: 45015 response out of time limit")
+
+    hub.register_sender("wechat", refuse)
+    sign_in_as(desk, "ann")
+    rows = desk.get("/desk/queue/rows")
+    assert ticket.id in rows.text and "顾客要求人工" in rows.text
+    unchanged = desk.get("/desk/queue/rows", headers={"X-Version": rows.headers["x-version"]})
+    assert unchanged.status_code == 204  # the page's poll: nothing to render
+    page = desk.get(f"/desk/tickets/{ticket.id}")
+    assert "转人工" in page.text  # the transcript
+    refused = desk.post(f"/desk/tickets/{ticket.id}/reply", data={"csrf": csrf_of(page.text), "text": "您好，我来处理"})
+    assert refused.status_code == 502 and "45015" in refused.text and "您好，我来处理</textarea>" in refused.text
+    assert engine.desk.ticket(ticket.id).agent == "ann"  # the reply is on the ticket; the customer did not get it
+    closed = desk.post(f"/desk/tickets/{ticket.id}/close", data={"csrf": csrf_of(page.text)})
+    assert closed.status_code == 502 and not engine.desk.ticket(ticket.id).is_open
+
+
+def test_a_reply_on_a_channel_without_push_says_so(desk):
+    ticket = desk.engine.handle("api", "u2", "转人工").ticket
+    sign_in_as(desk, "ann")
+    page = desk.get(f"/desk/tickets/{ticket.id}")
+    sent = desk.post(f"/desk/tickets/{ticket.id}/reply", data={"csrf": csrf_of(page.text), "text": "好的"})
+    assert sent.headers["location"].endswith("done=not_pushed")
+
+
+def test_search_shows_whole_entries_and_never_logs_the_query(desk, caplog):
+    sign_in_as(desk, "eve")
+    page = desk.get("/desk/search")
+    with caplog.at_level(logging.DEBUG):
+        found = desk.post("/desk/search", data={"csrf": csrf_of(page.text), "q": "东西坏了能退吗 13812345678"})
+    assert found.status_code == 200
+    assert "return-quality-problem" in found.text and re.search(r"faq/zh/[\w-]+\.md:\d+", found.text)
+    assert "Confidence" in found.text and "Valid" in found.text
+    assert not any("13812345678" in r.getMessage() for r in caplog.records)
+
+
+def test_the_reply_box_finds_entries_in_the_customers_language(desk):
+    sign_in_as(desk, "ann")
+    page = desk.get("/desk/queue")
+    entries = desk.post("/desk/api/entries", data={"csrf": csrf_of(page.text), "q": "东西坏了能退吗", "language": "en"}).json()
+    top = entries["entries"][0]
+    assert top["entry_id"] == "return-quality-problem" and top["text"].startswith("Conclusion: ")
+
+
+def test_editors_see_the_service_figures_as_svg(desk):
+    store = desk.engine.store
+    store.add_feedback("telegram", "u", "return-quality-problem", True, "q", time.time())
+    desk.engine.handle("telegram", "u9", "东西坏了能退吗")
+    sign_in_as(desk, "eve")
+    page = desk.get("/desk/reports?days=7")
+    assert page.status_code == 200 and page.text.count("<svg") == 4 and "telegram" in page.text
+
+
+def test_service_figures_per_day_and_channel():
+    zone = datetime.now().astimezone().tzinfo
+    day = datetime(2026, 5, 4, 12, tzinfo=zone).timestamp()
+
+    def asked(channel, outcome, at=day):
+        return LoggedQuestion(at, channel, "zh", "q", outcome, "money" if outcome == "handoff" else None)
+
+    def ticket(channel, reason, escalated=None):
+        return Ticket("T", channel, "u", "closed", reason, "question", "normal", "zh", day, day, day, escalated)
+
+    questions = [asked("telegram", "answer"), asked("telegram", "handoff"), asked("wechat", "answer")]
+    figures = service_figures(
+        [*questions, asked("wechat", "answer", day - 86400)],
+        [ticket("telegram", "money", escalated=day), ticket("wechat", "requested")],
+        [FeedbackEvent(day, "telegram", "e", True), FeedbackEvent(day, "telegram", "e", False)],
+        zone,
+        date(2026, 5, 4),
+        2,
+        channel="telegram",
+    )
+    assert figures.days == [date(2026, 5, 3), date(2026, 5, 4)]
+    assert figures.questions == [0, 2] and figures.resolved == [0, 1] and figures.handoffs == {"money": [0, 1]}
+    assert figures.escalations == [0, 1] and figures.share(figures.solved, figures.feedback) == [None, 0.5]
+    assert figures.channels["wechat"]["questions"] == 2 and figures.channels["wechat"]["handoffs"] == 1
+
+
+def test_both_languages_say_the_same_things():
+    assert set(TEXT["zh"]) == set(TEXT["en"]) and set(NAMES["zh"]) == set(NAMES["en"])
+
+
+def test_kb_desk_add_user_reads_the_password_from_stdin(small, monkeypatch):
+    small.add_faq("x", "问题", ["别的说法"])
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    assert small.cli("desk", "add-user", "mia", "--role", "editor", "--language", "en") == 0
+    store = SqliteStateStore(small.config.index_dir / "state.sqlite")
+    assert store.schema_version == len(MIGRATIONS)
+    assert sign_in(store, "mia", "a long enough password").account.role == "editor"
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert small.cli("desk", "add-user", "mia", "--role", "editor") == 1
