@@ -18,6 +18,7 @@ from typing import Any
 
 from bots.pii import mask_text
 from bots.store.records import Conversation, LoggedQuestion, Ticket, TicketMessage
+from bots.store.sql import take_lease_sql
 from kb.vocabulary import OPEN_TICKET_STATES, PRIORITY_ORDER
 
 MIGRATIONS: list[str] = [
@@ -279,6 +280,13 @@ class SqliteStateStore:
         with self._transaction() as db:
             values = {"key": key, "value": value, "expires_at": expires_at}
             db.execute(_upsert("shared_values", values, ("key",)), values)
+
+    def take_lease(self, name: str, holder: str, now: float, seconds: float) -> bool:
+        """True when ``holder`` has the lease ``name`` until ``now + seconds``: it was free, had
+        expired or was already this holder's."""
+        values = {"key": f"lease:{name}", "value": holder, "expires_at": now + seconds, "now": now}
+        with self._transaction() as db:
+            return db.execute(take_lease_sql(lambda name: f":{name}"), values).rowcount == 1
 
 
 def _marks(values: tuple[Any, ...]) -> str:
