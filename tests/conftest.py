@@ -136,15 +136,15 @@ class Clock:
 
 @pytest.fixture
 def make_engine(sample, sample_config, tmp_path, state):
-    """``make_engine(orders=..., clock=..., **engine_settings)``: a conversation engine over the
+    """``make_engine(orders=..., clock=..., store=..., **engine_settings)``: a conversation engine over the
     sample knowledge base, with its own state store (SQLite and PostgreSQL: see ``state``) and the
     demo orders."""
 
-    def make(orders=None, clock=None, **engine_settings) -> Engine:
+    def make(orders=None, clock=None, store=None, **engine_settings) -> Engine:
         settings = load_settings(sample_config)
         for key, value in engine_settings.items():
             setattr(settings.engine, key, value)
-        store = state.fresh()
+        store = store or state.fresh()
         return Engine(
             sample,
             store,

@@ -85,8 +85,16 @@ def _ticket(row: dict[str, Any]) -> Ticket:
 
 
 def _text(value: Any) -> Any:
-    """A StrEnum as its plain value: what SQLite stores, so both stores read back the same."""
-    return str(value) if isinstance(value, str) else value
+    """A StrEnum as its plain value (what SQLite stores, so both stores read back the same), and
+    no NUL character, which PostgreSQL's text cannot hold (a customer can send one)."""
+    return str(value).replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
+def _run(db: psycopg.Connection, sql: str, args: tuple | dict[str, Any] = ()) -> psycopg.Cursor:
+    """``db.execute`` with every text parameter made storable (:func:`_text`)."""
+    if isinstance(args, dict):
+        return db.execute(sql, {name: _text(value) for name, value in args.items()})
+    return db.execute(sql, tuple(_text(value) for value in args))
 
 
 class PostgresStateStore:
@@ -106,15 +114,15 @@ class PostgresStateStore:
         """Apply the migrations not applied yet, once whoever else starts at the same time: the
         schema version after."""
         with self._transaction() as db:
-            db.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = db.execute("SELECT version FROM schema_version").fetchone()
+            _run(db, "SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            _run(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = _run(db, "SELECT version FROM schema_version").fetchone()
             if row is None:
-                db.execute("INSERT INTO schema_version (version) VALUES (0)")
+                _run(db, "INSERT INTO schema_version (version) VALUES (0)")
             version = row["version"] if row else 0
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                db.execute(script)  # several statements, no parameters: one simple query
-                db.execute("UPDATE schema_version SET version = %s", (number,))
+                _run(db, script)  # several statements, no parameters: one simple query
+                _run(db, "UPDATE schema_version SET version = %s", (number,))
             return max(version, len(MIGRATIONS))
 
     @property
@@ -130,7 +138,7 @@ class PostgresStateStore:
 
     def _query(self, sql: str, args: tuple = ()) -> list[dict[str, Any]]:
         with self._pool.connection() as db:
-            return db.execute(sql, args).fetchall()
+            return _run(db, sql, args).fetchall()
 
     def close(self) -> None:
         self._pool.close()
@@ -154,13 +162,14 @@ class PostgresStateStore:
             "failed_count": c.failed_count, "last_entry_id": c.last_entry_id, "updated_at": c.updated_at,
         }  # fmt: skip
         with self._transaction() as db:
-            db.execute(_upsert("conversations", values, ("channel", "user_id")), _plain(values))
+            _run(db, _upsert("conversations", values, ("channel", "user_id")), values)
 
     def add_message(self, channel: str, user_id: str, author: str, text: str, at: float) -> None:
         with self._transaction() as db:
-            db.execute(
+            _run(
+                db,
                 "INSERT INTO messages (channel, user_id, at, author, text) VALUES (%s, %s, %s, %s, %s)",
-                (channel, user_id, at, _text(author), mask_text(text)),
+                (channel, user_id, at, author, mask_text(text)),
             )
 
     def recent_messages(self, channel: str, user_id: str, limit: int = 20) -> list[TicketMessage]:
@@ -179,23 +188,27 @@ class PostgresStateStore:
         first to commit and then do nothing; the second then reads the first one's ticket."""
         t = ticket
         with self._transaction() as db:
-            created = db.execute(
+            values = (
+                t.id, t.channel, t.user_id, t.state, t.reason, t.kind, t.priority, t.language,
+                t.created_at, t.due_at, t.touched_at, json.dumps(t.candidates, ensure_ascii=False),
+            )  # fmt: skip
+            inserted = _run(
+                db,
                 "INSERT INTO tickets (id, channel, user_id, state, reason, kind, priority, language, created_at, due_at,"
                 " touched_at, candidates) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                tuple(map(_text, (
-                    t.id, t.channel, t.user_id, t.state, t.reason, t.kind, t.priority, t.language,
-                    t.created_at, t.due_at, t.touched_at, json.dumps(t.candidates, ensure_ascii=False),
-                ))),
-            ).rowcount == 1  # fmt: skip
+                values,
+            )
+            created = inserted.rowcount == 1
             if created:
                 with db.cursor() as cursor:
                     cursor.executemany(
                         "INSERT INTO ticket_messages (ticket_id, at, author, text) VALUES (%s, %s, %s, %s)",
-                        [(t.id, m.at, _text(m.author), mask_text(m.text)) for m in t.messages],
+                        [(t.id, m.at, str(m.author), _text(mask_text(m.text))) for m in t.messages],
                     )
                 ticket_id = t.id
             else:
-                row = db.execute(
+                row = _run(
+                    db,
                     "SELECT id FROM tickets WHERE channel = %s AND user_id = %s AND state = ANY(%s)",
                     (t.channel, t.user_id, [str(s) for s in OPEN_TICKET_STATES]),
                 ).fetchone()
@@ -206,11 +219,11 @@ class PostgresStateStore:
 
     def ticket(self, ticket_id: str) -> Ticket | None:
         with self._pool.connection() as db:
-            row = db.execute("SELECT * FROM tickets WHERE id = %s", (ticket_id,)).fetchone()
+            row = _run(db, "SELECT * FROM tickets WHERE id = %s", (ticket_id,)).fetchone()
             if row is None:
                 return None
-            messages = db.execute(
-                "SELECT at, author, text FROM ticket_messages WHERE ticket_id = %s ORDER BY id", (ticket_id,)
+            messages = _run(
+                db, "SELECT at, author, text FROM ticket_messages WHERE ticket_id = %s ORDER BY id", (ticket_id,)
             ).fetchall()
         ticket = _ticket(row)
         ticket.messages = [TicketMessage(**m) for m in messages]
@@ -232,20 +245,22 @@ class PostgresStateStore:
             raise ValueError(f"cannot update ticket fields {sorted(unknown)}")
         assignments = ", ".join(f"{name} = %s" for name in fields)
         with self._transaction() as db:
-            db.execute(f"UPDATE tickets SET {assignments} WHERE id = %s", (*map(_text, fields.values()), ticket_id))
+            _run(db, f"UPDATE tickets SET {assignments} WHERE id = %s", (*fields.values(), ticket_id))
 
     def add_ticket_message(self, ticket_id: str, author: str, text: str, at: float) -> None:
         with self._transaction() as db:
-            db.execute(
+            _run(
+                db,
                 "INSERT INTO ticket_messages (ticket_id, at, author, text) VALUES (%s, %s, %s, %s)",
-                (ticket_id, at, _text(author), mask_text(text)),
+                (ticket_id, at, author, mask_text(text)),
             )
 
     # feedback and the question log
 
     def add_feedback(self, channel: str, user_id: str, entry_id: str | None, solved: bool, question: str, at: float) -> None:
         with self._transaction() as db:
-            db.execute(
+            _run(
+                db,
                 "INSERT INTO feedback (at, channel, user_id, entry_id, solved, question) VALUES (%s, %s, %s, %s, %s, %s)",
                 (at, channel, user_id, entry_id, int(solved), mask_text(question)),
             )
@@ -261,13 +276,14 @@ class PostgresStateStore:
     def log_question(self, entry: LoggedQuestion) -> None:
         e = entry
         with self._transaction() as db:
-            db.execute(
+            _run(
+                db,
                 "INSERT INTO question_log (at, channel, language, question, outcome, reason, confidence, entry_id,"
                 " latency_ms, build) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                tuple(map(_text, (
+                (
                     e.at, e.channel, e.language, mask_text(e.question), e.outcome, e.reason, e.confidence,
                     e.entry_id, e.latency_ms, e.build,
-                ))),
+                ),
             )  # fmt: skip
 
     def questions(self, since: float = 0.0) -> list[LoggedQuestion]:
@@ -283,7 +299,7 @@ class PostgresStateStore:
     def claim(self, key: str, at: float) -> bool:
         """True for the first caller with ``key``, False for every retry, in any worker."""
         with self._transaction() as db:
-            cursor = db.execute("INSERT INTO claims (key, at) VALUES (%s, %s) ON CONFLICT DO NOTHING", (key, at))
+            cursor = _run(db, "INSERT INTO claims (key, at) VALUES (%s, %s) ON CONFLICT DO NOTHING", (key, at))
             return cursor.rowcount == 1
 
     def claimed_reply(self, key: str) -> str | None:
@@ -292,11 +308,11 @@ class PostgresStateStore:
 
     def set_claimed_reply(self, key: str, reply: str) -> None:
         with self._transaction() as db:
-            db.execute("UPDATE claims SET reply = %s WHERE key = %s", (reply, key))
+            _run(db, "UPDATE claims SET reply = %s WHERE key = %s", (reply, key))
 
     def forget_claims(self, before: float) -> int:
         with self._transaction() as db:
-            return db.execute("DELETE FROM claims WHERE at < %s", (before,)).rowcount
+            return _run(db, "DELETE FROM claims WHERE at < %s", (before,)).rowcount
 
     def get_value(self, key: str, now: float) -> str | None:
         rows = self._query("SELECT value, expires_at FROM shared_values WHERE key = %s", (key,))
@@ -307,27 +323,23 @@ class PostgresStateStore:
     def set_value(self, key: str, value: str, expires_at: float | None = None) -> None:
         values = {"key": key, "value": value, "expires_at": expires_at}
         with self._transaction() as db:
-            db.execute(_upsert("shared_values", values, ("key",)), values)
+            _run(db, _upsert("shared_values", values, ("key",)), values)
 
     def take_lease(self, name: str, holder: str, now: float, seconds: float) -> bool:
         """True when ``holder`` has the lease ``name`` until ``now + seconds``: it was free, had
         expired or was already this holder's. One statement, so two workers cannot both win."""
         values = {"key": f"lease:{name}", "value": holder, "expires_at": now + seconds, "now": now}
         with self._transaction() as db:
-            return db.execute(take_lease_sql(lambda name: f"%({name})s"), values).rowcount == 1
+            return _run(db, take_lease_sql(lambda name: f"%({name})s"), values).rowcount == 1
 
     def hit(self, key: str, at: float, window_seconds: float) -> int:
         """Record one hit on ``key`` at ``at``: how many hits ``key`` has had within the last
         ``window_seconds``, this one included. A lock per key makes the count exact across workers."""
         with self._transaction() as db:
-            db.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_HITS_LOCK, key))
-            db.execute("DELETE FROM hits WHERE key = %s AND at <= %s", (key, at - window_seconds))
-            db.execute("INSERT INTO hits (key, at) VALUES (%s, %s)", (key, at))
-            return db.execute("SELECT count(*) AS n FROM hits WHERE key = %s", (key,)).fetchone()["n"]
-
-
-def _plain(values: dict[str, Any]) -> dict[str, Any]:
-    return {name: _text(value) for name, value in values.items()}
+            _run(db, "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_HITS_LOCK, key))
+            _run(db, "DELETE FROM hits WHERE key = %s AND at <= %s", (key, at - window_seconds))
+            _run(db, "INSERT INTO hits (key, at) VALUES (%s, %s)", (key, at))
+            return _run(db, "SELECT count(*) AS n FROM hits WHERE key = %s", (key,)).fetchone()["n"]
 
 
 def _upsert(table: str, values: dict[str, Any], key: tuple[str, ...]) -> str:
