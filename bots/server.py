@@ -1,6 +1,6 @@
 """``kb serve``: one ASGI application for everything that comes over HTTP.
 
-- ``GET /healthz``: alive, and which build is serving;
+- ``GET /healthz``: alive, which build is serving, and which worker process answered;
 - ``POST /api/ask``: ``{"question": ...}`` → the answer (with ``user_id``: the whole engine);
 - the agent API under ``/api/agent`` (Bearer token from ``[agents] token`` / ``KB_AGENT_TOKEN``):
   list open tickets, read one, take, reply (sent through the customer's channel), close;
@@ -16,6 +16,8 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -31,11 +33,14 @@ from bots.channels.wechat import mount_wechat
 from bots.conversation import Engine
 from bots.desk import TicketClosed, TicketNotFound
 from bots.settings import Settings, load_settings
-from kb.config import Config
+from kb.config import Config, load_config
 from kb.vocabulary import OPEN_TICKET_STATES, TicketState
 from retriever import render_answer
 
 log = logging.getLogger("kb.server")
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+"""Which process answered (``/healthz``): behind a load balancer, every worker should show the same build."""
 
 
 class AskRequest(BaseModel):
@@ -98,7 +103,7 @@ def create_app(
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         kb = engine.retriever.kb
-        return {"status": "ok", "build": kb.build_id, "records": len(kb.records)}
+        return {"status": "ok", "build": kb.build_id, "records": len(kb.records), "worker": WORKER}
 
     @app.post("/api/ask")
     async def ask(body: AskRequest, request: Request) -> dict[str, Any]:
@@ -150,6 +155,12 @@ def create_app(
         return {"ticket": engine.desk.ticket(ticket_id).to_dict(), "delivered": sent}
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The application of one of ``kb serve --workers N``'s processes: each worker loads the
+    configuration named by ``KB_CONFIG`` and opens its own engine (and store connections)."""
+    return create_app(load_config(os.environ.get("KB_CONFIG")))
 
 
 def _ticket_call(function: Callable[..., Any], *args: Any) -> Any:

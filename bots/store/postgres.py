@@ -84,17 +84,17 @@ def _ticket(row: dict[str, Any]) -> Ticket:
     return Ticket(**row)
 
 
-def _text(value: Any) -> Any:
+def storable(value: Any) -> Any:
     """A StrEnum as its plain value (what SQLite stores, so both stores read back the same), and
     no NUL character, which PostgreSQL's text cannot hold (a customer can send one)."""
     return str(value).replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
 def _run(db: psycopg.Connection, sql: str, args: tuple | dict[str, Any] = ()) -> psycopg.Cursor:
-    """``db.execute`` with every text parameter made storable (:func:`_text`)."""
+    """``db.execute`` with every text parameter made storable (:func:`storable`)."""
     if isinstance(args, dict):
-        return db.execute(sql, {name: _text(value) for name, value in args.items()})
-    return db.execute(sql, tuple(_text(value) for value in args))
+        return db.execute(sql, {name: storable(value) for name, value in args.items()})
+    return db.execute(sql, tuple(storable(value) for value in args))
 
 
 class PostgresStateStore:
@@ -203,7 +203,7 @@ class PostgresStateStore:
                 with db.cursor() as cursor:
                     cursor.executemany(
                         "INSERT INTO ticket_messages (ticket_id, at, author, text) VALUES (%s, %s, %s, %s)",
-                        [(t.id, m.at, str(m.author), _text(mask_text(m.text))) for m in t.messages],
+                        [(t.id, m.at, str(m.author), storable(mask_text(m.text))) for m in t.messages],
                     )
                 ticket_id = t.id
             else:
