@@ -10,7 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from bots.settings import load_settings
 from bots.store import Conversation, LoggedQuestion, Ticket
+from kb.config import Config, ConfigError
 from kb.vocabulary import ConversationState, Outcome, Priority, TicketState
 
 
@@ -136,3 +138,17 @@ def test_migrations_run_once_when_workers_start_together(state):
 
     assert {s.schema_version for s in stores} == {len(MIGRATIONS)}
     assert stores[0].migrate() == len(MIGRATIONS)
+
+
+def test_the_state_url_takes_its_password_from_the_environment(monkeypatch):
+    config = Config(extra={"engine": {"state_url": "postgresql://kb:${KB_TEST_PG_PASSWORD}@db.internal/kb"}})
+    monkeypatch.delenv("KB_STATE_URL", raising=False)
+    monkeypatch.delenv("KB_TEST_PG_PASSWORD", raising=False)
+    with pytest.raises(ConfigError, match="KB_TEST_PG_PASSWORD"):
+        load_settings(config)
+    monkeypatch.setenv("KB_TEST_PG_PASSWORD", "s3cret")
+    assert load_settings(config).engine.state_url == "postgresql://kb:s3cret@db.internal/kb"
+    with pytest.raises(ConfigError, match="postgresql://"):
+        load_settings(Config(extra={"engine": {"state_url": "mysql://x"}}))
+    monkeypatch.setenv("KB_STATE_URL", "postgresql://other@db2/kb")
+    assert load_settings(config).engine.state_url == "postgresql://other@db2/kb"
