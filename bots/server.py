@@ -1,6 +1,6 @@
 """``kb serve``: one ASGI application for everything that comes over HTTP.
 
-- ``GET /healthz``: alive, and which build is serving;
+- ``GET /healthz``: alive, which build is serving, and which worker process answered;
 - ``POST /api/ask``: ``{"question": ...}`` → the answer (with ``user_id``: the whole engine, as a
   customer of the ``api`` channel only); Bearer key ``KB_API_TOKEN`` (:mod:`bots.guards`);
 - the agent API under ``/api/agent`` (Bearer token from ``[agents] token`` / ``KB_AGENT_TOKEN``):
@@ -18,6 +18,8 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
@@ -36,11 +38,14 @@ from bots.conversation import Engine
 from bots.desk import TicketClosed, TicketNotFound
 from bots.guards import BodyLimit, check_api_key
 from bots.settings import Settings, load_settings
-from kb.config import Config
+from kb.config import Config, load_config
 from kb.vocabulary import OPEN_TICKET_STATES, Channel, TicketState
 from retriever import render_answer
 
 log = logging.getLogger("kb.server")
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+"""Which process answered (``/healthz``): behind a load balancer, every worker should show the same build."""
 
 
 class AskRequest(BaseModel):
@@ -112,7 +117,7 @@ def create_app(
     async def healthz() -> dict[str, Any]:
         # On the event loop, not in a worker thread: it must answer while every worker is busy.
         kb = engine.retriever.kb
-        return {"status": "ok", "build": kb.build_id, "records": len(kb.records)}
+        return {"status": "ok", "build": kb.build_id, "records": len(kb.records), "worker": WORKER}
 
     def api_key(request: Request) -> None:
         check_api_key(request, settings.api.token)
@@ -172,6 +177,12 @@ def create_app(
         return {"ticket": engine.desk.ticket(ticket_id).to_dict(), "delivered": sent}
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The application of one of ``kb serve --workers N``'s processes: each worker loads the
+    configuration named by ``KB_CONFIG`` and opens its own engine (and store connections)."""
+    return create_app(load_config(os.environ.get("KB_CONFIG")))
 
 
 def _ticket_call(function: Callable[..., Any], *args: Any) -> Any:

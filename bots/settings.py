@@ -1,13 +1,15 @@
 """Settings of the conversation engine and the server, from the ``[engine]``, ``[orders]``,
 ``[agents]``, ``[api]`` and ``[capacity]`` sections of the configuration file, and from the environment for secrets.
 
-Secrets are never in the repository: ``KB_AGENT_TOKEN``, ``KB_API_TOKEN`` and ``KB_ORDERS_TOKEN`` in the
-environment win over the file (which should then be a local, ignored one).
+Secrets are never in the repository: ``KB_AGENT_TOKEN``, ``KB_API_TOKEN``, ``KB_ORDERS_TOKEN`` and
+``KB_STATE_URL`` in the environment win over the file (which should then be a local, ignored one),
+and ``[engine] state_url`` may name environment variables as ``${NAME}``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
@@ -20,6 +22,11 @@ from kb.config import Config, ConfigError, read_section
 class EngineSettings:
     state_path: Path = Path(".kb/state.sqlite")
     """The SQLite state store (conversations, tickets, feedback, the question log)."""
+    state_url: str = ""
+    """``postgresql://user:${KB_PG_PASSWORD}@host/db``: the state in PostgreSQL instead, shared by
+    several workers. ``${NAME}`` is read from the environment; ``KB_STATE_URL`` wins over the file."""
+    state_pool_size: int = 10
+    """PostgreSQL connections per worker."""
     timezone: str = "Asia/Shanghai"
     service_hours: str = "09:00-22:00"
     """When agents answer, in ``timezone``. Outside these hours customers are told when."""
@@ -120,6 +127,9 @@ def load_settings(config: Config) -> Settings:
     orders.auth_token = os.environ.get("KB_ORDERS_TOKEN", orders.auth_token)
     agents.token = os.environ.get("KB_AGENT_TOKEN", agents.token)
     api.token = os.environ.get("KB_API_TOKEN", api.token)
+    engine.state_url = expand_environment(os.environ.get("KB_STATE_URL", engine.state_url), config)
+    if engine.state_url and not engine.state_url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{config.source or 'configuration'}: [engine] state_url must start with postgresql://")
     try:
         engine.zone, engine.hours  # noqa: B018  (fail now, with the file's name, not on the first message)
     except Exception as error:
@@ -127,3 +137,15 @@ def load_settings(config: Config) -> Settings:
     if orders.backend not in ("demo", "http"):
         raise ConfigError(f"{config.source or 'configuration'}: [orders] backend must be 'demo' or 'http'")
     return Settings(engine, orders, agents, api, capacity)
+
+
+def expand_environment(text: str, config: Config) -> str:
+    """``${NAME}`` replaced by the environment variable NAME: a password stays out of the file."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"{config.source or 'configuration'}: [engine] state_url needs ${{{name}}}, which is not set")
+        return os.environ[name]
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value, text)

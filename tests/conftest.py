@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,11 @@ from bots.cli import main  # noqa: E402
 from bots.conversation.engine import Engine  # noqa: E402
 from bots.orders import DemoOrderBackend  # noqa: E402
 from bots.settings import load_settings  # noqa: E402
-from bots.store import SqliteStateStore  # noqa: E402
+from bots.store import SqliteStateStore, StateStore  # noqa: E402
 from ingest import build  # noqa: E402
 from kb.config import Config, EmbedderConfig, load_config  # noqa: E402
 from retriever import Retriever  # noqa: E402
+from tests.postgres import INSTALL, PostgresServer, binaries  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -137,15 +139,16 @@ class Clock:
 
 
 @pytest.fixture
-def make_engine(sample, sample_config, tmp_path):
-    """``make_engine(orders=..., clock=..., **engine_settings)``: a conversation engine over the
-    sample knowledge base, with its own state store in ``tmp_path`` and the demo orders."""
+def make_engine(sample, sample_config, tmp_path, state):
+    """``make_engine(orders=..., clock=..., store=..., **engine_settings)``: a conversation engine over the
+    sample knowledge base, with its own state store (SQLite and PostgreSQL: see ``state``) and the
+    demo orders."""
 
-    def make(orders=None, clock=None, **engine_settings) -> Engine:
+    def make(orders=None, clock=None, store=None, **engine_settings) -> Engine:
         settings = load_settings(sample_config)
         for key, value in engine_settings.items():
             setattr(settings.engine, key, value)
-        store = SqliteStateStore(tmp_path / f"state-{len(list(tmp_path.glob('state-*')))}.sqlite")
+        store = store or state.fresh()
         return Engine(
             sample,
             store,
@@ -156,3 +159,68 @@ def make_engine(sample, sample_config, tmp_path):
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster for the whole run (Debian's ``postgresql`` package)."""
+    bin_dir = binaries()
+    require(bin_dir is not None, "PostgreSQL (initdb, pg_ctl)", INSTALL)
+    server = PostgresServer(bin_dir)  # type: ignore[arg-type]
+    yield server
+    server.stop()
+
+
+class StateStores:
+    """The test's state stores in one backend. ``fresh()``: a new, empty store; ``shared()``: one
+    more handle on the test's one shared store, as a second worker would open it."""
+
+    def __init__(self, backend: str, folder: Path, server: PostgresServer | None) -> None:
+        self.backend = backend
+        self._folder = folder
+        self._server = server
+        self._shared: str | Path | None = None
+        self._opened: list[StateStore] = []
+
+    def _location(self) -> str | Path:
+        if self._server is not None:
+            return self._server.new_database()
+        return self._folder / f"state-{len(list(self._folder.glob('state-*')))}.sqlite"
+
+    def _open(self, location: str | Path) -> StateStore:
+        if isinstance(location, str):
+            from bots.store.postgres import PostgresStateStore
+
+            store: StateStore = PostgresStateStore(location, pool_size=4)
+        else:
+            store = SqliteStateStore(location)
+        self._opened.append(store)
+        return store
+
+    def fresh(self) -> StateStore:
+        return self._open(self._location())
+
+    def shared(self) -> StateStore:
+        if self._shared is None:
+            self._shared = self._location()
+        return self._open(self._shared)
+
+    @property
+    def url(self) -> str | None:
+        """The shared store's PostgreSQL URL (None with SQLite)."""
+        return self._shared if isinstance(self._shared, str) else None
+
+    def close(self) -> None:
+        for store in self._opened:
+            store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state(request, tmp_path) -> Iterator[StateStores]:
+    """The state stores of a test, once in SQLite and once in PostgreSQL."""
+    server = request.getfixturevalue("postgres_server") if request.param == "postgres" else None
+    folder = tmp_path / "states"
+    folder.mkdir(exist_ok=True)
+    stores = StateStores(request.param, folder, server)
+    yield stores
+    stores.close()

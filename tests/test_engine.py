@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bots.desk import TicketError
+from bots.desk.tickets import ESCALATION_LEASE_SECONDS
 from retriever import Retriever
 from tests.conftest import Clock
 
@@ -155,6 +156,22 @@ def test_an_untouched_ticket_escalates_after_24_hours(make_engine):
     assert [t.id for t in escalated] == [quiet.id]
     assert escalated[0].priority == "urgent" and escalated[0].escalated_at == clock.now
     assert engine.desk.escalate_overdue() == []  # once
+
+
+def test_one_worker_at_a_time_escalates(make_engine, state):
+    clock = Clock(at(10))
+    worker_a, worker_b = (make_engine(clock=clock, store=state.shared(), escalate_after_hours=0.01) for _ in range(2))
+    first = worker_a.handle("test", "a", "转人工").ticket
+    clock.advance(37)
+    assert [t.id for t in worker_a.desk.escalate_overdue()] == [first.id]
+    second = worker_b.handle("test", "b", "转人工").ticket
+    clock.advance(37)
+    assert worker_b.desk.escalate_overdue() == []  # worker A holds the job and renews it...
+    assert [t.id for t in worker_a.desk.escalate_overdue()] == [second.id]
+    clock.advance(ESCALATION_LEASE_SECONDS + 1)  # ...until it stops checking: then B takes over
+    third = worker_a.handle("test", "c", "转人工").ticket
+    clock.advance(37)
+    assert [t.id for t in worker_b.desk.escalate_overdue()] == [third.id]
 
 
 def test_outside_service_hours_the_customer_is_told_when_an_agent_answers(make_engine):

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 import pytest
 
 from bots.conversation import Engine
 from bots.orders import DemoOrderBackend
 from bots.replies.messages import TEXT
 from bots.settings import EngineSettings
-from bots.store import SqliteStateStore
 from ingest.rules import load_handoff_rules
 from kb.model import FaqEntry, Steps
 from kb.vocabulary import Awaiting, HandoffReason, Outcome, ReplyKind, RouterAction
@@ -68,10 +68,11 @@ class FakeRetriever:
         return Answer(text, language, RouterAction.ANSWER, 1.0, entry_id=entry_id, steps=STEPS)
 
 
-def make(tmp_path, retriever: Any = None, **settings: Any) -> Engine:
+def make(tmp_path, state, retriever: Any = None, **settings: Any) -> Engine:
+    """An engine over a fake retriever, with a fresh state store of the test's backend."""
     return Engine(
         retriever or FakeRetriever(),
-        SqliteStateStore(tmp_path / "state.sqlite"),
+        state.fresh(),
         DemoOrderBackend(tmp_path / "orders.sqlite"),
         EngineSettings(**settings),
         ORDER_NUMBERS,
@@ -90,8 +91,8 @@ def make(tmp_path, retriever: Any = None, **settings: Any) -> Engine:
         ("火星上能送货吗", FakeRetriever(RouterAction.HANDOFF, 0.1, None), HandoffReason.LOW_CONFIDENCE),
     ],
 )
-def test_each_handoff_carries_its_reason(tmp_path, message, retriever, reason):
-    engine = make(tmp_path, retriever)
+def test_each_handoff_carries_its_reason(tmp_path, state, message, retriever, reason):
+    engine = make(tmp_path, state, retriever)
     turn = engine.handle("test", "u1", message)
     assert turn.handed_off and turn.ticket is not None
     assert turn.ticket.reason == reason
@@ -101,14 +102,14 @@ def test_each_handoff_carries_its_reason(tmp_path, message, retriever, reason):
     assert engine.conversation("test", "u1").with_agent
 
 
-def test_a_confident_answer_asks_for_feedback_and_a_money_entry_picked_from_a_menu_goes_to_a_person(tmp_path):
-    engine = make(tmp_path)
+def test_a_confident_answer_asks_for_feedback_and_a_money_entry_picked_from_a_menu_goes_to_a_person(tmp_path, state):
+    engine = make(tmp_path, state)
     turn = engine.handle("test", "u1", "退款多久到账")
     assert turn.replies[0].kind == ReplyKind.ANSWER and turn.replies[0].asks_feedback
     assert engine.conversation("test", "u1").awaiting == Awaiting.FEEDBACK
 
     entries = {"price-protection": _entry("price-protection", money=True), "refund-time": _entry("refund-time")}
-    engine = make(tmp_path / "menu", FakeRetriever(RouterAction.MENU, 0.6, entries=entries))
+    engine = make(tmp_path / "menu", state, FakeRetriever(RouterAction.MENU, 0.6, entries=entries))
     turn = engine.handle("test", "u2", "差价")
     assert turn.replies[0].kind == ReplyKind.MENU and turn.replies[0].options == ["price-protection", "refund-time"]
     turn = engine.handle("test", "u2", "1")
@@ -125,16 +126,24 @@ def test_a_confident_answer_asks_for_feedback_and_a_money_entry_picked_from_a_me
         ("mail me at li.lei@example.com", "li.lei@example.com"),
     ],
 )
-def test_personal_data_is_masked_everywhere_it_is_kept(tmp_path, message, raw):
-    engine = make(tmp_path)
+def test_personal_data_is_masked_everywhere_it_is_kept(tmp_path, state, message, raw):
+    engine = make(tmp_path, state)
     engine.handle("test", "u1", message)
     turn = engine.handle("test", "u1", "转人工 " + message)
     kept = [q.question for q in engine.store.questions()]
     kept += [m.text for m in engine.store.recent_messages("test", "u1")]
     kept += [m.text for m in engine.desk.ticket(turn.ticket.id).messages]
     assert kept and not any(raw in text for text in kept)
-    with (tmp_path / "state.sqlite").open("rb") as db:
-        assert raw.encode() not in db.read()
+    assert raw not in everything_in(engine.store)
+
+
+def everything_in(store: Any) -> str:
+    """Every byte the store wrote (SQLite: the file; PostgreSQL: every row of every table, as text)."""
+    if hasattr(store, "path"):
+        return store.path.read_bytes().decode("utf-8", "replace")
+    with psycopg.connect(store.url) as db:
+        tables = db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+        return "\n".join(str(row) for (table,) in tables for row in db.execute(f"SELECT t::text FROM {table} t"))
 
 
 def _fields(text: str) -> set[str]:
@@ -151,8 +160,8 @@ def test_every_handoff_reason_has_its_sentence():
         assert {f"handoff_{reason}" for reason in HandoffReason} <= set(TEXT[language])
 
 
-def test_a_number_answers_the_last_list_the_bot_sent(tmp_path):
-    engine = make(tmp_path, common_questions={"zh": ["我的订单到哪了", "退款多久到账"], "en": ["Where is my order?"]})
+def test_a_number_answers_the_last_list_the_bot_sent(tmp_path, state):
+    engine = make(tmp_path, state, common_questions={"zh": ["我的订单到哪了", "退款多久到账"], "en": ["Where is my order?"]})
     greeting = engine.welcome("test", "u1", "zh")
     assert greeting.options == ["我的订单到哪了", "退款多久到账"]
     turn = engine.handle("test", "u1", "1")  # "where is my order": the bot asks for its number
@@ -166,9 +175,9 @@ def test_a_number_answers_the_last_list_the_bot_sent(tmp_path):
     assert engine.handle("test", "u2", "7").replies  # out of the list: read as a message, not a crash
 
 
-def test_none_of_these_hands_off_with_what_was_offered(tmp_path):
+def test_none_of_these_hands_off_with_what_was_offered(tmp_path, state):
     entries = {"refund-time": _entry("refund-time"), "refund-method": _entry("refund-method")}
-    engine = make(tmp_path, FakeRetriever(RouterAction.MENU, 0.6, entries=entries))
+    engine = make(tmp_path, state, FakeRetriever(RouterAction.MENU, 0.6, entries=entries))
     menu = engine.handle("test", "u1", "钱什么时候回来")
     assert menu.replies[0].options == ["refund-time", "refund-method"] and "0" in menu.replies[0].plain()
     turn = engine.handle("test", "u1", "0")
@@ -179,20 +188,20 @@ def test_none_of_these_hands_off_with_what_was_offered(tmp_path):
     ]
 
 
-def test_a_menu_pick_and_solved_after_an_unsure_answer_label_the_customers_words(tmp_path):
+def test_a_menu_pick_and_solved_after_an_unsure_answer_label_the_customers_words(tmp_path, state):
     entries = {"refund-time": _entry("refund-time"), "refund-method": _entry("refund-method")}
-    engine = make(tmp_path, FakeRetriever(RouterAction.MENU, 0.6, entries=entries))
+    engine = make(tmp_path, state, FakeRetriever(RouterAction.MENU, 0.6, entries=entries))
     engine.handle("test", "u1", "钱啥时候退回来 13812345678")
     engine.handle("test", "u1", "2")
     [pick] = engine.store.picks()
     assert (pick.entry_id, pick.source) == ("refund-method", "menu")
     assert pick.question.startswith("钱啥时候退回来") and "13812345678" not in pick.question  # masked
 
-    sure = make(tmp_path / "sure", FakeRetriever(RouterAction.ANSWER, 0.95))
+    sure = make(tmp_path / "sure", state, FakeRetriever(RouterAction.ANSWER, 0.95))
     sure.handle("test", "u1", "退款多久到账")
     sure.handle("test", "u1", "1")  # solved, but the answer was sure: nothing to learn
     assert sure.store.picks() == []
-    unsure = make(tmp_path / "unsure", FakeRetriever(RouterAction.ANSWER, 0.7))
+    unsure = make(tmp_path / "unsure", state, FakeRetriever(RouterAction.ANSWER, 0.7))
     unsure.handle("test", "u1", "钱多久回来")
     unsure.handle("test", "u1", "1")
     assert [(p.question, p.entry_id, p.source) for p in unsure.store.picks()] == [("钱多久回来", "refund-time", "solved")]

@@ -11,7 +11,7 @@ from tests.conftest import faq
 
 
 def _picks(small, *picks: tuple[str, str]) -> None:
-    store = open_store(load_settings(small.config).engine.state_path)
+    store = open_store(load_settings(small.config).engine)
     for i, (question, entry_id) in enumerate(picks):
         store.add_pick(Pick(1000.0 + i, "test", question, entry_id, "menu"))
     store.close()

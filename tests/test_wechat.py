@@ -34,7 +34,6 @@ from bots.orders import DemoOrderBackend
 from bots.replies.messages import say
 from bots.replies.reply import Reply, Turn
 from bots.server import create_app
-from bots.store import SqliteStateStore
 from tests.conftest import Clock
 from tests.live import live_server
 
@@ -618,14 +617,14 @@ def test_split_and_shorten_cut_at_clean_boundaries():
 # The access token
 
 
-def test_the_access_token_is_shared_through_the_store_and_refreshed_before_it_expires(tmp_path):
+def test_the_access_token_is_shared_through_the_store_and_refreshed_before_it_expires(state):
     api = FakeWeChatApi()
     try:
-        store = SqliteStateStore(tmp_path / "state.sqlite")
+        store = state.shared()
         settings = WeChatSettings(token=TOKEN, app_id=APP_ID, app_secret=APP_SECRET, api_base_url=api.base_url)
         clock = Clock(time.time())
         worker_a = CustomerServiceClient(settings, StoreSession(store, 300, clock))
-        worker_b = CustomerServiceClient(settings, StoreSession(SqliteStateStore(tmp_path / "state.sqlite"), 300, clock))
+        worker_b = CustomerServiceClient(settings, StoreSession(state.shared(), 300, clock))
         worker_a.send_texts("o-1", ["a"])
         worker_b.send_texts("o-1", ["b"])
         assert api.token_fetches == 1 and api.texts() == ["a", "b"]

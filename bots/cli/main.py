@@ -6,6 +6,9 @@ kb ask QUESTION      answer as a customer would see it (--json: the whole result
 kb eval DIR          measure on a question set (kb.jsonl + queries.jsonl); --compare, --calibrate, --report
 kb report            for editors: top, unanswered and "not solved" questions, handoff reasons (Markdown + PNG)
 kb suggest           for editors: phrasings customers taught the bot (menu picks); --accept ID, --reject ID
+kb serve             the HTTP server (--workers N: processes sharing PostgreSQL, docs/scaling.md)
+kb migrate           bring the state store's schema up to date (kb serve does it too, at start)
+kb export-state      copy the SQLite state store into PostgreSQL ([engine] state_url)
 kb telegram          the Telegram bot: --polling (long polling), or set-webhook URL (for kb serve)
 kb desk add-user     an account for the web desk at /desk (agent, editor or admin)
 """
@@ -155,6 +158,57 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
         print(notice, file=sys.stderr)
     # The access log never shows WeChat's signatures, timestamps and nonces (they would let a reader forge messages).
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, log_config=serve_log_config())
+    if args.workers <= 1:
+        app = create_app(config, _engine(config))
+        print(f"Serving on http://{args.host}:{args.port} (health: /healthz, API docs: /docs)", file=sys.stderr)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        return 0
+    _ensure_built(config)
+    _open_state(config).close()  # migrate once, here, before the workers start
+    if config.source:  # the workers are new processes: they read the same file
+        os.environ["KB_CONFIG"] = str(config.source.resolve())
+    print(f"Serving on http://{args.host}:{args.port} with {args.workers} worker processes", file=sys.stderr)
+    uvicorn.run(
+        "bots.server:app_from_environment", factory=True, workers=args.workers,
+        host=args.host, port=args.port, log_level=args.log_level,
+    )  # fmt: skip
+    return 0
+
+
+def _open_state(config: Config):
+    from bots.settings import load_settings
+    from bots.store import open_store
+
+    return open_store(load_settings(config).engine)
+
+
+def cmd_migrate(config: Config, args: argparse.Namespace) -> int:
+    store = _open_state(config)
+    try:
+        print(f"The state store is at schema version {store.schema_version}.")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_export_state(config: Config, args: argparse.Namespace) -> int:
+    from bots.settings import load_settings
+    from bots.store.export import StateNotEmpty, export_sqlite
+
+    settings = load_settings(config).engine
+    if not settings.state_url:
+        print("Set [engine] state_url (or KB_STATE_URL) to the PostgreSQL database to copy into.", file=sys.stderr)
+        return 1
+    source = Path(args.source) if args.source else settings.state_path
+    if not source.exists():
+        print(f"No SQLite state store at {source}.", file=sys.stderr)
+        return 1
+    try:
+        copied = export_sqlite(source, settings.state_url)
+    except StateNotEmpty as error:
+        print(f"{error}: nothing copied.", file=sys.stderr)
+        return 1
+    print(f"Copied {source} into PostgreSQL: " + ", ".join(f"{n} {table}" for table, n in copied.items()))
     return 0
 
 
@@ -197,7 +251,7 @@ def cmd_desk(config: Config, args: argparse.Namespace) -> int:
             return 1
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    store = open_store(load_settings(config).engine.state_path)
+    store = open_store(load_settings(config).engine)
     try:
         add_user(store, args.name, password, args.role, args.language)
     except AccountError as error:
@@ -236,7 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (several need PostgreSQL: docs/scaling.md)")
     serve.set_defaults(run=cmd_serve)
+    commands.add_parser("migrate", help="bring the state store's schema up to date").set_defaults(run=cmd_migrate)
+    export = commands.add_parser("export-state", help="copy the SQLite state store into PostgreSQL ([engine] state_url)")
+    export.add_argument("--from", dest="source", metavar="PATH", help="the SQLite file (default: [engine] state_path)")
+    export.set_defaults(run=cmd_export_state)
     report = commands.add_parser("report", help="for editors: what customers asked, Markdown with PNG charts")
     report.add_argument("--since", type=float, default=30, metavar="DAYS", help="the last DAYS days (default 30; 0: all)")
     report.add_argument("--out", metavar="DIR", help="where to write report.md and the charts (default reports/<today>/)")

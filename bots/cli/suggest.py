@@ -22,11 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(config: Config, args: argparse.Namespace) -> int:
     settings = load_settings(config).engine
-    if not settings.state_path.exists():
+    if not settings.state_url and not settings.state_path.exists():
         print("Nothing to suggest yet: customers' picks fill it up (kb chat, kb serve).")
         return 0
     records = KnowledgeBase.load(config.index_dir).records
-    store = open_store(settings.state_path)
+    store = open_store(settings)
     try:
         if args.accept:
             roots = [Path.cwd(), Path(config.content_dir).resolve().parent]

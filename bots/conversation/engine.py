@@ -82,7 +82,7 @@ class Engine:
         settings = settings or load_settings(config)
         return cls(
             retriever or Retriever.from_config(config),
-            open_store(settings.engine.state_path),
+            open_store(settings.engine),
             open_backend(settings.orders),
             settings.engine,
             settings.orders.number_pattern,

@@ -8,7 +8,10 @@ it and takes over again when the ticket closes (docs/service-rules.md#handoff).
 
 from __future__ import annotations
 
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +24,10 @@ from bots.replies import Delivery, Reply, say
 from bots.settings import EngineSettings
 from bots.store import Conversation, StateStore, Ticket, new_ticket_id
 from kb.vocabulary import OPEN_TICKET_STATES, ConversationState, Priority, ReplyKind, TicketState
+
+ESCALATION_LEASE_SECONDS = 180.0
+"""How long the worker that checked for overdue tickets keeps the job: it renews it every check
+(every minute); when it stops, another worker takes over after this long."""
 
 
 @dataclass
@@ -49,6 +56,8 @@ class Desk:
         self.settings = settings
         self.locks = locks or CustomerLocks()
         self.clock = clock
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        """Who this desk is when it takes a lease: unique per worker process, on any machine."""
 
     # the bot's side
 
@@ -142,8 +151,12 @@ class Desk:
         return Delivery(ticket.channel, ticket.user_id, replies, self.ticket(ticket_id))
 
     def escalate_overdue(self) -> list[Ticket]:
-        """Tickets untouched for ``escalate_after_hours``: escalated (urgent), returned to notify."""
+        """Tickets untouched for ``escalate_after_hours``: escalated (urgent), returned to notify.
+        One worker at a time does it (a lease in the store), so a ticket is escalated, and its
+        agents notified, once; the others return nothing."""
         now = self.clock()
+        if not self.store.take_lease("escalation", self.holder, now, ESCALATION_LEASE_SECONDS):
+            return []
         hours = self.settings.escalate_after_hours
         limit = now - hours * 3600
         escalated = []

@@ -58,7 +58,8 @@ class DemoOrderBackend:
             self._db.execute("CREATE TABLE IF NOT EXISTS orders (number TEXT PRIMARY KEY, data TEXT NOT NULL)")
             if self._db.execute("SELECT COUNT(*) FROM orders").fetchone()[0] == 0:
                 self._db.executemany(
-                    "INSERT INTO orders VALUES (?, ?)",
+                    # OR IGNORE: several workers starting at once all find the table empty.
+                    "INSERT OR IGNORE INTO orders VALUES (?, ?)",
                     [(o.number, json.dumps(o.__dict__, ensure_ascii=False)) for o in sample_orders(today or date.today())],
                 )
 

@@ -40,14 +40,15 @@ def report_from_config(config: Config, since_days: float = 30, out_dir: Path | N
     one) and the first multilingual embedder; the report in ``out_dir``, by default
     ``reports/<today>/``. Raises :class:`NothingToReport` when there is nothing to show."""
     from bots.settings import load_settings
-    from bots.store import SqliteStateStore
+    from bots.store import open_store
     from kb.embedders import load_embedder
     from kb.store import KnowledgeBase, KnowledgeBaseMissing
 
     settings = load_settings(config).engine
     now = time.time() if now is None else now
     period = f"in the last {since_days:g} days" if since_days > 0 else "so far"
-    if not settings.state_path.exists():
+    where = "PostgreSQL ([engine] state_url)" if settings.state_url else settings.state_path
+    if not settings.state_url and not settings.state_path.exists():
         raise NothingToReport(f"no state store at {settings.state_path} yet")
     try:
         records = KnowledgeBase.load(config.index_dir).records
@@ -59,13 +60,13 @@ def report_from_config(config: Config, since_days: float = 30, out_dir: Path | N
         embedder = load_embedder(choices[0]) if choices else None
     except (ImportError, OSError) as error:
         embedder, note = None, f"{note} Unanswered questions are grouped by identical text: no embedder ({error}).".strip()
-    store = SqliteStateStore(settings.state_path)
+    store = open_store(settings)
     try:
         since = now - since_days * 86400 if since_days > 0 else 0.0
         out = out_dir or Path("reports") / datetime.fromtimestamp(now, settings.zone).strftime("%Y-%m-%d")
         return write_report(store, out, since=since, embedder=embedder, records=records, zone=settings.zone, now=now, note=note)
     except NothingToReport as empty:
-        raise NothingToReport(f"{empty} {period} in {settings.state_path}") from None
+        raise NothingToReport(f"{empty} {period} in {where}") from None
     finally:
         store.close()
 

@@ -4,19 +4,20 @@ web desk's accounts.
 
 - :mod:`~bots.store.records`: what is kept (plain dataclasses);
 - :mod:`~bots.store.protocols`: the interface, one protocol per role;
-- :mod:`~bots.store.sqlite`: the embedded backend, one SQLite file.
+- :mod:`~bots.store.sqlite`: the embedded backend, one SQLite file;
+- :mod:`~bots.store.postgres`: PostgreSQL, shared by several workers and machines.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from bots.settings import EngineSettings
 from bots.store.protocols import (
     Accounts,
     Claims,
     Conversations,
     Feedback,
     Learning,
+    Leases,
     Limits,
     QuestionLog,
     SharedValues,
@@ -37,9 +38,15 @@ from bots.store.records import (
 from bots.store.sqlite import SqliteStateStore
 
 
-def open_store(path: str | Path) -> StateStore:
-    """The configured state store (``[engine] state_path``)."""
-    return SqliteStateStore(path)
+def open_store(settings: EngineSettings, migrate: bool = True) -> StateStore:
+    """The configured state store: PostgreSQL when ``[engine] state_url`` is set, else the SQLite
+    file ``state_path``."""
+    if settings.state_url:
+        # Imported here: a SQLite deployment never loads libpq.
+        from bots.store.postgres import PostgresStateStore
+
+        return PostgresStateStore(settings.state_url, settings.state_pool_size, migrate=migrate)
+    return SqliteStateStore(settings.state_path)
 
 
 __all__ = [
@@ -53,6 +60,7 @@ __all__ = [
     "Learning",
     "Limits",
     "FeedbackEvent",
+    "Leases",
     "LoggedQuestion",
     "Pick",
     "QuestionLog",

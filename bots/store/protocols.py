@@ -1,7 +1,7 @@
 """The state store's interface, split by role: each caller depends on the roles it uses.
 
-:class:`StateStore` is all of them together, as one backend (:mod:`bots.store.sqlite`) fills
-them. Every free text is masked (:func:`bots.pii.mask_text`) by the store on its way in.
+:class:`StateStore` is all of them together, as each backend (:mod:`bots.store.sqlite`, :mod:`bots.store.postgres`)
+fills them. Every free text is masked (:func:`bots.pii.mask_text`) by the store on its way in.
 """
 
 from __future__ import annotations
@@ -98,7 +98,15 @@ class Accounts(Protocol):
     def drop_sessions_of(self, name: str) -> None: ...
 
 
-class StateStore(Conversations, Tickets, Feedback, QuestionLog, Learning, Claims, SharedValues, Limits, Accounts, Protocol):
+class Leases(Protocol):
+    """A job that one worker at a time runs (escalation): a lease, renewed by its holder."""
+
+    def take_lease(self, name: str, holder: str, now: float, seconds: float) -> bool: ...
+
+
+class StateStore(
+    Conversations, Tickets, Feedback, QuestionLog, Learning, Claims, SharedValues, Limits, Leases, Accounts, Protocol
+):
     """Every role: what a backend implements."""
 
     def close(self) -> None: ...

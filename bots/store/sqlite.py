@@ -18,6 +18,7 @@ from typing import Any
 
 from bots.pii import mask_text
 from bots.store.records import Account, Conversation, DeskSession, FeedbackEvent, LoggedQuestion, Pick, Ticket, TicketMessage
+from bots.store.sql import masked, take_lease_sql
 from kb.vocabulary import OPEN_TICKET_STATES, PRIORITY_ORDER, check_channel
 
 MIGRATIONS: list[str] = [
@@ -164,7 +165,7 @@ class SqliteStateStore:
             values = {
                 "channel": c.channel, "user_id": c.user_id, "state": c.state, "ticket_id": c.ticket_id,
                 "language": c.language, "awaiting": c.awaiting,
-                "context": json.dumps(_masked(c.context), ensure_ascii=False), "clarify_count": c.clarify_count,
+                "context": json.dumps(masked(c.context), ensure_ascii=False), "clarify_count": c.clarify_count,
                 "failed_count": c.failed_count, "last_entry_id": c.last_entry_id, "updated_at": c.updated_at,
             }  # fmt: skip
             db.execute(_upsert("conversations", values, ("channel", "user_id")), values)
@@ -394,17 +395,12 @@ class SqliteStateStore:
         with self._transaction() as db:
             db.execute("DELETE FROM desk_sessions WHERE name = ?", (name,))
 
-
-def _masked(value: Any) -> Any:
-    """Every text inside ``value`` masked; numbers and the structure as they are (masking the
-    JSON as one text would take a long number for a card and break the JSON)."""
-    if isinstance(value, str):
-        return mask_text(value)
-    if isinstance(value, dict):
-        return {key: _masked(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_masked(item) for item in value]
-    return value
+    def take_lease(self, name: str, holder: str, now: float, seconds: float) -> bool:
+        """True when ``holder`` has the lease ``name`` until ``now + seconds``: it was free, had
+        expired or was already this holder's."""
+        values = {"key": f"lease:{name}", "value": holder, "expires_at": now + seconds, "now": now}
+        with self._transaction() as db:
+            return db.execute(take_lease_sql(lambda name: f":{name}"), values).rowcount == 1
 
 
 def _marks(values: tuple[Any, ...]) -> str:
