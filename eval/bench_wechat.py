@@ -38,6 +38,7 @@ from urllib.parse import urlencode
 
 from eval.bench_server import questions
 from eval.kb_serve import configuration_copy, engine_times, free_port, start, stop
+from eval.loopback import Connections, http_post
 from eval.metrics import percentile
 from kb.environment import set_environment_defaults
 
@@ -121,34 +122,6 @@ def kind_of(status: int, body: bytes) -> str:
     return "text" if b"<MsgType><![CDATA[text]]>" in body else "other"
 
 
-class Connection:
-    """One keep-alive HTTP/1.1 connection, written by hand: a Python HTTP client library costs
-    more CPU per request than the webhook itself, and on two cores it would measure itself."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def open(cls, host: str, port: int) -> Connection:
-        return cls(*await asyncio.open_connection(host, port))
-
-    async def post(self, request: bytes) -> tuple[int, bytes]:
-        self.writer.write(request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        length = next((int(v) for k, _, v in (line.partition(":") for line in lines[1:]) if k.lower() == "content-length"), 0)
-        return status, await self.reader.readexactly(length)
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-def http_post(host: str, port: int, target: str, body: bytes) -> bytes:
-    head = f"POST {target} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n"
-    return head.encode() + body
-
-
 async def load(url: str, args: argparse.Namespace, stream: list[str], run: str) -> tuple[list[float], Counter[str], float]:
     """Send the messages of ``stream``, ``args.concurrency`` at a time (or arriving at
     ``args.rate`` per second); latencies, reply kinds, seconds. ``run`` keeps customers and
@@ -161,7 +134,7 @@ async def load(url: str, args: argparse.Namespace, stream: list[str], run: str) 
         requests.append(http_post(host, port, "/wechat?" + urlencode(query), body))
     latencies: list[float] = []
     kinds: Counter[str] = Counter()
-    idle: list[Connection] = []
+    connections = Connections(host, port)
     limit = asyncio.Semaphore(args.concurrency if not args.rate else 1000)
 
     async def one(i: int) -> None:
@@ -169,36 +142,17 @@ async def load(url: str, args: argparse.Namespace, stream: list[str], run: str) 
             await asyncio.sleep(max(0.0, begin + i / args.rate - time.perf_counter()))
         async with limit:
             started = time.perf_counter()
-            connection = None
             try:
-                if idle:
-                    connection = idle.pop()
-                    try:
-                        status, body = await connection.post(requests[i])
-                    except (asyncio.IncompleteReadError, ConnectionResetError) as error:
-                        if getattr(error, "partial", b""):
-                            raise
-                        # The server closed this keep-alive connection while it was idle (uvicorn
-                        # does after 5 s): nothing was read, send it again on a new one.
-                        connection.close()
-                        connection = await Connection.open(host, port)
-                        status, body = await connection.post(requests[i])
-                else:
-                    connection = await Connection.open(host, port)
-                    status, body = await connection.post(requests[i])
+                status, body = await connections.post(requests[i])
                 kinds[kind_of(status, body)] += 1
-                idle.append(connection)
             except (OSError, asyncio.IncompleteReadError, ValueError) as error:
                 kinds[type(error).__name__] += 1
-                if connection is not None:
-                    connection.close()
             latencies.append(time.perf_counter() - started)
 
     begin = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(len(stream))))
     elapsed = time.perf_counter() - begin
-    for connection in idle:
-        connection.close()
+    connections.close()
     return latencies, kinds, elapsed
 
 

@@ -19,10 +19,10 @@ from bots.conversation.engine import Engine  # noqa: E402
 from bots.orders import DemoOrderBackend  # noqa: E402
 from bots.settings import load_settings  # noqa: E402
 from bots.store import SqliteStateStore, StateStore  # noqa: E402
+from eval.postgres_cluster import INSTALL, PostgresServer, binaries  # noqa: E402
 from ingest import build  # noqa: E402
 from kb.config import Config, EmbedderConfig, load_config  # noqa: E402
 from retriever import Retriever  # noqa: E402
-from tests.postgres import INSTALL, PostgresServer, binaries  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -20,9 +20,9 @@ import pytest
 
 from bots.cli import main
 from bots.store import SqliteStateStore, Ticket
+from eval.postgres_cluster import free_port
 from ingest import build
 from kb.vocabulary import Priority, TicketState
-from tests.postgres import free_port
 from tests.test_wechat import AGENT_TOKEN, APP_ID, APP_SECRET, TOKEN, FakeWeChatApi, WeChatServer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,5 +1,6 @@
-"""A throwaway PostgreSQL server for the tests: a cluster made by ``initdb`` in a temporary folder,
-listening on a free loopback port, stopped at the end. PostgreSQL refuses to run as root, so
+"""A throwaway PostgreSQL server for the tests and the benchmarks (``eval.bench_server``): a
+cluster made by ``initdb`` in a temporary folder, listening on a free loopback port, stopped at
+the end. PostgreSQL refuses to run as root, so
 when the tests run as root (CI) the server runs as the ``postgres`` user in a folder it owns."""
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def free_port() -> int:
 
 
 class PostgresServer:
-    """One cluster; :meth:`new_database` gives each test its own empty database."""
+    """One cluster; :meth:`new_database` gives each test (or benchmark run) its own empty database."""
 
     def __init__(self, bin_dir: Path) -> None:
         self.bin_dir = bin_dir
