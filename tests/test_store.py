@@ -100,6 +100,19 @@ def test_a_claim_is_taken_once_across_workers_and_carries_its_reply(state):
     assert first.forget_claims(before=15.0) == 1 and second.claim("wechat:msg:1", 30.0) is True
 
 
+def test_a_claim_of_a_dead_holder_is_taken_over_by_one_worker_only(state):
+    first, second = state.shared(), state.shared()
+    assert first.claim("wechat:msg:9", 10.0, "worker-a")
+    assert second.claim_holder("wechat:msg:9") == ("worker-a", 10.0)
+    with ThreadPoolExecutor(8) as pool:
+        won = list(pool.map(lambda n: (first, second)[n % 2].take_over("wechat:msg:9", "worker-a", f"w{n}", 20.0), range(8)))
+    assert won.count(True) == 1
+    assert second.claim_holder("wechat:msg:9") == (f"w{won.index(True)}", 20.0)
+    first.set_claimed_reply("wechat:msg:9", "the answer")
+    assert second.claim_holder("wechat:msg:9") is None  # answered: nothing to take over
+    assert not second.take_over("wechat:msg:9", f"w{won.index(True)}", "late", 30.0)
+
+
 def test_shared_values_expire(state):
     store = state.fresh()
     store.set_value("token", "abc", expires_at=100.0)

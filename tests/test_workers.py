@@ -1,15 +1,19 @@
 """Several workers, one PostgreSQL: real ``kb serve`` processes on their own ports, as behind a load
 balancer. WeChat's retries of one message reaching both get one answer; handoffs for one customer
 on both open one ticket; an agent answers through the other worker; WeChat's access token is
-fetched once; a new build is served by every worker within seconds; ``--workers 2`` runs two
-processes on one port; ``kb export-state`` copies a SQLite store into PostgreSQL."""
+fetched once; a worker killed under load loses no message and answers none twice; a new build is
+served by every worker within seconds; ``--workers 2`` runs two processes on one port; ``kb
+export-state`` copies a SQLite store into PostgreSQL."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -142,6 +146,54 @@ def test_two_workers_share_one_customer_s_state(shop, workers):
     assert api.token_fetches == 1
     seen_on_a = httpx.get(f"{a.url}/api/agent/tickets/{ticket_id}", headers=AGENT).json()
     assert seen_on_a["state"] == TicketState.HUMAN and seen_on_a["messages"][-1]["text"] == "您好，我来帮您看看。"
+
+
+LOAD = ["东西坏了能退吗", "运费怎么算", "包邮吗", "商品损坏怎么退", "邮费多少"]
+
+
+def test_a_worker_killed_under_load_loses_no_message_and_answers_none_twice(shop, workers):
+    """WeChat messages spread over both workers; worker A is killed (SIGKILL) while it answers
+    some; what failed is sent again to B, as WeChat retries and a load balancer moves on. B takes
+    over the messages A claimed and never answered (A's heartbeat stops), and repeats the
+    replies A recorded."""
+    a, b = workers
+    api, url = shop["api"], shop["url"]
+    wechat = {a.url: WeChatServer(a.url), b.url: WeChatServer(b.url)}
+    messages = [(f"o-load-{i}", LOAD[i % len(LOAD)], str(78000000000000000 + i)) for i in range(60)]
+    done, retried = Counter(), []
+    killed = threading.Event()
+
+    def deliver(i: int) -> dict | str:
+        user, text, msg_id = messages[i]
+        worker = (a, b)[i % 2] if not killed.is_set() else b
+        xml = wechat[worker.url].text(user, text, msg_id=msg_id)
+        try:
+            reply = wechat[worker.url].reply(wechat[worker.url].post(xml, user))
+        except httpx.HTTPError:  # A died under this request (or before it): B gets it again
+            assert worker is a
+            retried.append(i)
+            reply = wechat[b.url].reply(wechat[b.url].post(xml, user))
+        done["all"] += 1
+        if done["all"] == 12:  # the 12th reply: A has other messages under way
+            os.kill(a.process.pid, signal.SIGKILL)
+            killed.set()
+        return reply
+
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(deliver, range(len(messages))))
+    assert a.process.wait(10) == -signal.SIGKILL and retried, "A was not killed under load"
+
+    passive = {messages[i][0] for i, r in enumerate(replies) if isinstance(r, dict) and r.get("Content")}
+    late = [m for m in api.sent if m["touser"] not in passive]  # answers that went out through the API
+    deadline = time.monotonic() + 15
+    while len(passive) + len(late) < len(messages) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        late = [m for m in api.sent if m["touser"] not in passive]
+    answered = Counter([*passive, *(m["touser"] for m in late)])
+    assert sorted(answered) == sorted(user for user, _, _ in messages), "a message was lost"
+    assert set(answered.values()) == {1}, "a message was answered twice"
+    logged = rows(url, "SELECT question, count(*) FROM question_log WHERE channel = 'wechat' GROUP BY question")
+    assert dict(logged) == dict(Counter(text for _, text, _ in messages)), "a question was not logged exactly once"
 
 
 def test_every_worker_serves_a_new_build_within_seconds(shop, workers):

@@ -21,7 +21,7 @@ def export_sqlite(source: Path, url: str) -> dict[str, int]:
     sqlite = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     try:
         names = {row[0] for row in sqlite.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        with target._pool.connection() as db:
+        with target._transaction() as db:
             tables = [
                 row["tablename"]
                 for row in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")

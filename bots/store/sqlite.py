@@ -91,6 +91,9 @@ MIGRATIONS: list[str] = [
     CREATE TABLE suggestion_decisions (
         suggestion TEXT PRIMARY KEY, decision TEXT NOT NULL, at REAL NOT NULL
     );
+    """,  # 5: who holds a claim, so that a retry can take over the message of a worker that died
+    """
+    ALTER TABLE claims ADD COLUMN holder TEXT NOT NULL DEFAULT '';
     """,
 ]
 
@@ -308,11 +311,20 @@ class SqliteStateStore:
 
     # claims (deduplication of retried deliveries) and shared values
 
-    def claim(self, key: str, at: float) -> bool:
+    def claim(self, key: str, at: float, holder: str = "") -> bool:
         """True for the first caller with ``key``, False for every retry, in any worker."""
         with self._transaction() as db:
-            cursor = db.execute("INSERT OR IGNORE INTO claims (key, at) VALUES (?, ?)", (key, at))
+            cursor = db.execute("INSERT OR IGNORE INTO claims (key, at, holder) VALUES (?, ?, ?)", (key, at, holder))
             return cursor.rowcount == 1
+
+    def claim_holder(self, key: str) -> tuple[str, float] | None:
+        rows = self._query("SELECT holder, at FROM claims WHERE key = ? AND reply IS NULL", (key,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def take_over(self, key: str, holder_was: str, holder: str, at: float) -> bool:
+        with self._transaction() as db:
+            sql = "UPDATE claims SET holder = ?, at = ? WHERE key = ? AND holder = ? AND reply IS NULL"
+            return db.execute(sql, (holder, at, key, holder_was)).rowcount == 1
 
     def claimed_reply(self, key: str) -> str | None:
         rows = self._query("SELECT reply FROM claims WHERE key = ?", (key,))

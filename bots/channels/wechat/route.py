@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -75,6 +78,9 @@ class WeChatWebhook:
         self.settings = settings
         self.engine = hub.engine
         self.claims = hub.claims
+        self.values = hub.values
+        # Who holds this worker's claims: a process that dies leaves them to be taken over.
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.client = client
         self.notify = hub.notify
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -147,7 +153,7 @@ class WeChatWebhook:
         WeChat gets ``success``, and the answer goes out through the API when it is ready. The
         claim is inside the job too, so that a wait for a worker thread is within the budget."""
         key = dedup.message_key(inbound.data)
-        job = self.spawn(self._work(inbound.message, key))
+        job = self.spawn(self._work(inbound.message, key, deadline))
         try:
             first, outcome = await asyncio.wait_for(asyncio.shield(job), timeout=max(0.0, deadline - time.monotonic()))
         except TimeoutError:
@@ -161,10 +167,14 @@ class WeChatWebhook:
         self.spawn(dedup.record_reply(self.claims, key, xml, self.quick.limiter))
         return xml
 
-    async def _work(self, message: BaseMessage, key: str) -> tuple[bool, Outcome | None]:
-        """(first delivery?, what to answer): claim the message, then let the engine answer it."""
-        if not await dedup.claim(self.claims, key, self.quick.limiter):
-            return False, None
+    async def _work(self, message: BaseMessage, key: str, deadline: float) -> tuple[bool, Outcome | None]:
+        """(first delivery?, what to answer): claim the message (or take it over from a worker
+        that died holding it), then let the engine answer it."""
+        if not await dedup.claim(self.claims, key, self.holder, self.quick.limiter):
+            limiter = self.quick.limiter
+            if not await dedup.take_over_if_dead(self.claims, self.values, key, self.holder, deadline, limiter):
+                return False, None
+            log.warning("WeChat message taken over from a worker that stopped while answering it")
         timeout = self.settings.session_timeout_minutes
         outcome = await self.answers.run(_dispatch_safely, self.engine, message, timeout)
         if outcome.opened is not None:
@@ -257,6 +267,15 @@ class WeChatWebhook:
                 log.exception("WeChat housekeeping failed")
             await asyncio.sleep(settings.session_check_seconds)
 
+    async def heartbeat(self) -> None:
+        """This worker is alive: its claims are not taken over by another worker's retries."""
+        while True:
+            try:
+                await dedup.heartbeat(self.values, self.holder)
+            except Exception:
+                log.exception("WeChat heartbeat failed")
+            await asyncio.sleep(dedup.HEARTBEAT_SECONDS)
+
     async def drain(self, timeout: float = 10.0) -> None:
         """Let late answers still under way go out before the server stops."""
         pending = [t for t in self.tasks if not t.done()]
@@ -280,6 +299,7 @@ def mount_wechat(app: FastAPI, config: Config, hub: ChannelHub) -> WeChatWebhook
         log.warning("WeChat: no app_id/app_secret, so late answers and agents' replies cannot be sent")
     hub.on_shutdown(webhook.drain)
     hub.run_alongside(webhook.housekeeping)
+    hub.run_alongside(webhook.heartbeat)
     return webhook
 
 
