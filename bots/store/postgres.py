@@ -10,6 +10,7 @@ Every free text goes through :func:`bots.pii.mask_text` on its way in, as in SQL
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -131,6 +132,7 @@ class PostgresStateStore:
 
     def __init__(self, url: str, pool_size: int = 10, migrate: bool = True) -> None:
         self.url = url
+        self._local = threading.local()
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -164,9 +166,36 @@ class PostgresStateStore:
         return rows[0]["version"] if rows else 0
 
     @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Connection]:
-        """Statements that stand or fall together: committed on a clean exit, rolled back on an exception."""
+    def atomic(self) -> Iterator[None]:
+        """Every call this thread makes inside is one transaction: all of it is committed, or
+        none (an exception, or the process killed). A WeChat message's answer and the reply
+        recorded for its retries are one such unit, so that a retry taking over the message of a
+        worker that died never answers it twice."""
+        if getattr(self._local, "db", None) is not None:
+            yield
+            return
         with self._pool.connection() as db, db.transaction():
+            self._local.db = db
+            try:
+                yield
+            finally:
+                self._local.db = None
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """This thread's connection inside :meth:`atomic`, else one from the pool."""
+        held = getattr(self._local, "db", None)
+        if held is not None:
+            yield held
+            return
+        with self._pool.connection() as db:
+            yield db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection]:
+        """Statements that stand or fall together: committed on a clean exit, rolled back on an
+        exception (a savepoint inside :meth:`atomic`)."""
+        with self._connection() as db, db.transaction():
             yield db
 
     @contextmanager
@@ -174,11 +203,11 @@ class PostgresStateStore:
         """One statement, a transaction of its own. The connections are in autocommit mode: no
         BEGIN and COMMIT round trips around it, which cost a single write two thirds of its CPU
         (the engine makes three or four writes a message)."""
-        with self._pool.connection() as db:
+        with self._connection() as db:
             yield db
 
     def _query(self, sql: str, args: tuple = ()) -> list[dict[str, Any]]:
-        with self._pool.connection() as db:
+        with self._connection() as db:
             return _run(db, sql, args).fetchall()
 
     def close(self) -> None:
@@ -261,7 +290,7 @@ class PostgresStateStore:
         return self.ticket(ticket_id), created  # type: ignore[return-value]
 
     def ticket(self, ticket_id: str) -> Ticket | None:
-        with self._pool.connection() as db:
+        with self._connection() as db:
             row = _run(db, "SELECT * FROM tickets WHERE id = %s", (ticket_id,)).fetchone()
             if row is None:
                 return None

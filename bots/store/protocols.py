@@ -6,6 +6,7 @@ fills them. Every free text is masked (:func:`bots.pii.mask_text`) by the store 
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from bots.store.records import Account, Conversation, DeskSession, FeedbackEvent, LoggedQuestion, Pick, Ticket, TicketMessage
@@ -67,6 +68,10 @@ class Claims(Protocol):
     def take_over(self, key: str, holder_was: str, holder: str, at: float) -> bool:
         """Make ``holder`` the holder of an unanswered claim still held by ``holder_was``; True
         for one caller only (the holder died: its retry is answered by whoever takes it over)."""
+        ...
+
+    def atomic(self) -> AbstractContextManager[None]:
+        """The calls of this thread inside, in one transaction where the store can (PostgreSQL)."""
         ...
 
     def claimed_reply(self, key: str) -> str | None: ...

@@ -52,6 +52,7 @@ from bots.channels.wechat.settings import CHANNEL, WeChatSettings, load_wechat_s
 from bots.conversation import Engine
 from bots.replies.messages import say
 from bots.replies.reply import Reply
+from bots.store import Claims
 from kb.config import Config
 
 log = logging.getLogger("kb.wechat")
@@ -176,7 +177,7 @@ class WeChatWebhook:
                 return False, None
             log.warning("WeChat message taken over from a worker that stopped while answering it")
         timeout = self.settings.session_timeout_minutes
-        outcome = await self.answers.run(_dispatch_safely, self.engine, message, timeout)
+        outcome = await self.answers.run(_answer_once, self.engine, self.claims, key, message, timeout, deadline)
         if outcome.opened is not None:
             self.spawn(self.notify("opened", outcome.opened))
         return True, outcome
@@ -195,9 +196,10 @@ class WeChatWebhook:
             return transfer_reply(message)
         if not outcome.text:
             return SUCCESS
+        plain = _plain_reply(message, outcome)
+        if plain is not None:
+            return plain
         pieces = split(outcome.text)
-        if len(pieces) <= 1:
-            return text_reply(message, pieces[0] if pieces else outcome.text)
         if self.client is not None:
             # Too long for one message: all of it through the API, in order.
             self.spawn(self._push(user, pieces))
@@ -301,6 +303,29 @@ def mount_wechat(app: FastAPI, config: Config, hub: ChannelHub) -> WeChatWebhook
     hub.run_alongside(webhook.housekeeping)
     hub.run_alongside(webhook.heartbeat)
     return webhook
+
+
+def _plain_reply(message: BaseMessage, outcome: Outcome) -> str | None:
+    """The passive reply when it is one text message (most answers); None when it is more."""
+    if outcome.transfer or not outcome.text:
+        return None
+    pieces = split(outcome.text)
+    return text_reply(message, pieces[0] if pieces else outcome.text) if len(pieces) <= 1 else None
+
+
+def _answer_once(
+    engine: Engine, claims: Claims, key: str, message: BaseMessage, session_timeout_minutes: float, deadline: float
+) -> Outcome:
+    """The engine's answer to a claimed message and, when it is one text message in time, that
+    reply recorded for retries: one transaction where the store has them (PostgreSQL). A worker
+    killed before the commit leaves nothing (a retry takes the message over and answers it);
+    after it, the retry repeats the recorded reply. Either way the message is answered once."""
+    with claims.atomic():
+        outcome = _dispatch_safely(engine, message, session_timeout_minutes)
+        plain = _plain_reply(message, outcome)
+        if plain is not None and time.monotonic() < deadline:
+            claims.set_claimed_reply(key, plain)
+    return outcome
 
 
 def _dispatch_safely(engine: Engine, message: BaseMessage, session_timeout_minutes: float) -> Outcome:
