@@ -1,12 +1,14 @@
 """Benchmark: the WeChat webhook under concurrent signed requests on loopback; prints figures,
 asserts nothing.
 
-    python -m eval.bench_wechat                          # 32 at a time, plaintext mode
+    python -m eval.bench_wechat                          # 32 at a time, plaintext mode, --workers 1 2 --state sqlite postgres
     python -m eval.bench_wechat --mode safe --requests 3000 --concurrency 64
     python -m eval.bench_wechat --rate 100               # open loop: 100 messages arrive per second
 
-``kb serve`` (over the configured knowledge base, with a fresh state store and a ``[wechat]``
-section pointing at the fake API below) runs in its own process, as in production. This process
+``kb serve [--workers N]`` (over the configured knowledge base, with a fresh state store, SQLite or
+a database on a throwaway PostgreSQL cluster, and a ``[wechat]`` section pointing at the fake API
+below) runs in its own process, as in production, for each state store and number of workers in
+turn; a table at the end puts them side by side. This process
 sends text messages built and signed as WeChat's server sends them (AES-encrypted with
 ``--mode safe``), each from a new customer, over hand-written keep-alive HTTP/1.1 (an HTTP client
 library would spend more CPU than the webhook and measure itself), and runs a fake of WeChat's API
@@ -37,9 +39,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from eval.bench_server import questions
-from eval.kb_serve import configuration_copy, engine_times, free_port, start, stop
+from eval.kb_serve import configuration_copy, cpu_seconds, engine_times, free_port, processes, start, stop
 from eval.loopback import Connections, http_post
 from eval.metrics import percentile
+from eval.postgres_cluster import INSTALL, PostgresServer, binaries
 from kb.environment import set_environment_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,16 +159,7 @@ async def load(url: str, args: argparse.Namespace, stream: list[str], run: str) 
     return latencies, kinds, elapsed
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used so far (Linux), NaN elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-
-
-def drain(state: Path, since: float, messages: int, timeout: float = 180) -> None:
+def drain(state: Path | str, since: float, messages: int, timeout: float = 180) -> None:
     """Wait until the engine has answered every message of a phase (the late ones too), so that
     a backlog does not spill into the next phase's figures."""
     end = time.monotonic() + timeout
@@ -190,41 +184,74 @@ def run(args: argparse.Namespace) -> int:
         f"{machine()}; {args.mode} mode, {arrival}, {args.messages_per_user} message(s) per customer, "
         f"max_concurrent_answers {args.max_concurrent_answers}"
     )
-    port = args.port or free_port()
-    with tempfile.TemporaryDirectory() as folder:
-        state = Path(folder) / "state.sqlite"
-        wechat = {
-            "token": TOKEN,
-            "app_id": APP_ID,
-            "app_secret": APP_SECRET,
-            "encoding_aes_key": AES_KEY,
-            "api_base_url": api.url,
-            "max_concurrent_answers": args.max_concurrent_answers,
-        }
-        sections = {"engine": {"state_path": str(state)}, "wechat": wechat}
-        config = configuration_copy(args.config, Path(folder) / "kb.toml", sections)
-        # The [wechat] section above, not the credentials of a real account in this environment.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WECHAT_")}
-        server = start(config, port, Path(folder) / "server.log", env)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            asyncio.run(load(url, args, ["你好", "hello", "谢谢"] * 10, "warmup"))  # connections, not answers
-            for number, (label, stream) in enumerate(phases):
-                since, server_before, own_before, sent_before = (
-                    time.time(),
-                    cpu_seconds(server.pid),
-                    time.process_time(),
-                    api.sent,
-                )
-                latencies, kinds, seconds = asyncio.run(load(url, args, stream, f"phase{number}"))
-                server_cpu, own_cpu = cpu_seconds(server.pid) - server_before, time.process_time() - own_before
-                drain(state, since, len(stream))
-                engine_ms = engine_times(state, since, "wechat")
-                report(label, latencies, kinds, seconds, server_cpu, own_cpu, engine_ms, api.sent - sent_before)
-        finally:
-            stop(server)
+    cluster = None
+    if "postgres" in args.state:
+        bin_dir = binaries()
+        if bin_dir is None:
+            raise SystemExit(f"PostgreSQL is not installed ({INSTALL}), or run with --state sqlite")
+        cluster = PostgresServer(bin_dir)
+    rows: list[str] = []
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            for workers in args.workers:  # both stores with one number of workers, one after the other
+                for state in args.state:
+                    where = Path(folder) / f"{state}-{workers}"
+                    where.mkdir()
+                    print(f"\n== {state}, {workers} worker(s)")
+                    figures = one_server(args, api, phases, where, workers, cluster if state == "postgres" else None)
+                    rows.append(f"| {state} | {workers} | " + " | ".join(figures) + " |")
+    finally:
+        if cluster is not None:
+            cluster.stop()
+    print("\n| state | workers | new: msg/s | new: p99 ms | new: late | Zipf: msg/s | Zipf: p99 ms | Zipf: late |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n".join(rows))
     print(f"load average (other processes share these cores): {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     return 0
+
+
+def one_server(
+    args: argparse.Namespace,
+    api: FakeApi,
+    phases: list[tuple[str, list[str]]],
+    folder: Path,
+    workers: int,
+    cluster: PostgresServer | None,
+) -> list[str]:
+    """``kb serve`` over a fresh state store, both phases: the table's figures (msg/s, p99, late)."""
+    state: Path | str = cluster.new_database() if cluster is not None else folder / "state.sqlite"
+    wechat = {
+        "token": TOKEN,
+        "app_id": APP_ID,
+        "app_secret": APP_SECRET,
+        "encoding_aes_key": AES_KEY,
+        "api_base_url": api.url,
+        "max_concurrent_answers": args.max_concurrent_answers,
+    }
+    engine = {"state_url": state} if isinstance(state, str) else {"state_path": str(state)}
+    config = configuration_copy(args.config, folder / "kb.toml", {"engine": engine, "wechat": wechat})
+    # The [wechat] section above, not the credentials of a real account in this environment.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WECHAT_") and k != "KB_STATE_URL"}
+    port = args.port or free_port()
+    server = start(config, port, folder / "server.log", env, workers)
+    url = f"http://127.0.0.1:{port}"
+    figures: list[str] = []
+    try:
+        pids = processes(server.pid)
+        asyncio.run(load(url, args, ["你好", "hello", "谢谢"] * 10 * workers, "warmup"))  # connections, not answers
+        for number, (label, stream) in enumerate(phases):
+            since, server_before, own_before, sent_before = time.time(), cpu_seconds(pids), time.process_time(), api.sent
+            latencies, kinds, seconds = asyncio.run(load(url, args, stream, f"phase{number}"))
+            server_cpu, own_cpu = cpu_seconds(pids) - server_before, time.process_time() - own_before
+            drain(state, since, len(stream))
+            engine_ms = engine_times(state, since, "wechat")
+            report(label, latencies, kinds, seconds, server_cpu, own_cpu, engine_ms, api.sent - sent_before)
+            ms = [t * 1000 for t in latencies]
+            late = sum(1 for t in latencies if t > LATE)
+            figures += [f"{len(latencies) / seconds:.1f}", f"{percentile(ms, 99):.0f}", str(late)]
+    finally:
+        stop(server)
+    return figures
 
 
 def report(
@@ -272,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-concurrent-answers", type=int, default=16, help="[wechat] max_concurrent_answers of the server (default 16)"
     )
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="kb serve --workers, each in turn (default 1 2)")
+    parser.add_argument("--state", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"])
     parser.add_argument("--port", type=int, default=0, help="the server's port (default: a free one)")
     args = parser.parse_args(argv)
     set_environment_defaults()
