@@ -179,18 +179,20 @@ def best(runs: list[Run]) -> list[Run]:
 def table(runs: list[Run]) -> str:
     lines = [
         "| state | workers | new: req/s | new: p99 ms | Zipf: req/s | Zipf: p99 ms | engine p50 ms "
-        "| CPU ms/req: kb serve + PostgreSQL | errors | MB/worker |",
+        "| CPU ms/req new, Zipf: kb serve (+ PostgreSQL) | errors | MB/worker |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
         engine = run.new.engine_ms + run.stream.engine_ms
-        requests = run.new.requests + run.stream.requests
-        cpu = f"{(run.new.server_cpu + run.stream.server_cpu) / requests * 1000:.1f}"
-        if run.state == "postgres":
-            cpu += f" + {(run.new.state_cpu + run.stream.state_cpu) / requests * 1000:.1f}"
+        cpu = []
+        for part in (run.new, run.stream):
+            figure = f"{part.server_cpu / part.requests * 1000:.1f}"
+            if run.state == "postgres":
+                figure += f" (+{part.state_cpu / part.requests * 1000:.1f})"
+            cpu.append(figure)
         lines.append(
             f"| {run.state} | {run.workers} | {run.new.per_second:.1f} | {run.new.p99:.0f} | {run.stream.per_second:.1f} | "
-            f"{run.stream.p99:.0f} | {percentile(engine, 50):.1f} | {cpu} | {run.new.errors + run.stream.errors} | "
+            f"{run.stream.p99:.0f} | {percentile(engine, 50):.1f} | {', '.join(cpu)} | {run.new.errors + run.stream.errors} | "
             f"{run.worker_mb:.0f} |"
         )
     return "\n".join(lines)
