@@ -228,7 +228,7 @@ def one_server(
         "api_base_url": api.url,
         "max_concurrent_answers": args.max_concurrent_answers,
     }
-    engine = {"state_url": state} if isinstance(state, str) else {"state_path": str(state)}
+    engine = {"state_url": state, "state_pool_size": args.pool_size} if isinstance(state, str) else {"state_path": str(state)}
     config = configuration_copy(args.config, folder / "kb.toml", {"engine": engine, "wechat": wechat})
     # The [wechat] section above, not the credentials of a real account in this environment.
     env = {k: v for k, v in os.environ.items() if not k.startswith("WECHAT_") and k != "KB_STATE_URL"}
@@ -301,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="kb serve --workers, each in turn (default 1 2)")
     parser.add_argument("--state", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"])
+    parser.add_argument("--pool-size", type=int, default=10, help="[engine] state_pool_size with PostgreSQL (default 10)")
     parser.add_argument("--port", type=int, default=0, help="the server's port (default: a free one)")
     args = parser.parse_args(argv)
     set_environment_defaults()

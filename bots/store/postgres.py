@@ -394,11 +394,11 @@ class PostgresStateStore:
 
     # claims (deduplication of retried deliveries), shared values, leases and limits
 
-    def claim(self, key: str, at: float, holder: str = "") -> bool:
+    def claim(self, key: str, at: float, holder: str = "", reply: str | None = None) -> bool:
         """True for the first caller with ``key``, False for every retry, in any worker."""
         with self._statement() as db:
-            sql = "INSERT INTO claims (key, at, holder) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
-            return _run(db, sql, (key, at, holder)).rowcount == 1
+            sql = "INSERT INTO claims (key, at, holder, reply) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
+            return _run(db, sql, (key, at, holder, reply)).rowcount == 1
 
     def claim_holder(self, key: str) -> tuple[str, float] | None:
         rows = self._query("SELECT holder, at FROM claims WHERE key = %s AND reply IS NULL", (key,))

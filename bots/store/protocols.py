@@ -59,7 +59,9 @@ class Learning(Protocol):
 class Claims(Protocol):
     """A delivery retried by a channel (a WeChat MsgId) is processed once, by any worker."""
 
-    def claim(self, key: str, at: float, holder: str = "") -> bool: ...
+    def claim(self, key: str, at: float, holder: str = "", reply: str | None = None) -> bool:
+        """True for the first caller with ``key`` (``reply`` recorded with it at once), False for every retry."""
+        ...
 
     def claim_holder(self, key: str) -> tuple[str, float] | None:
         """(holder, since when) of a claim not answered yet; None when answered or unknown."""

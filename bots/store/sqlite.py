@@ -317,11 +317,11 @@ class SqliteStateStore:
 
     # claims (deduplication of retried deliveries) and shared values
 
-    def claim(self, key: str, at: float, holder: str = "") -> bool:
+    def claim(self, key: str, at: float, holder: str = "", reply: str | None = None) -> bool:
         """True for the first caller with ``key``, False for every retry, in any worker."""
         with self._transaction() as db:
-            cursor = db.execute("INSERT OR IGNORE INTO claims (key, at, holder) VALUES (?, ?, ?)", (key, at, holder))
-            return cursor.rowcount == 1
+            sql = "INSERT OR IGNORE INTO claims (key, at, holder, reply) VALUES (?, ?, ?, ?)"
+            return db.execute(sql, (key, at, holder, reply)).rowcount == 1
 
     def claim_holder(self, key: str) -> tuple[str, float] | None:
         rows = self._query("SELECT holder, at FROM claims WHERE key = ? AND reply IS NULL", (key,))

@@ -20,7 +20,6 @@ def first_use(claims: Claims, inbound: Inbound) -> bool:
     """True when this (timestamp, nonce) is new, or was used by this same message before."""
     key = f"wechat:nonce:{inbound.timestamp}:{inbound.nonce}"
     message = message_key(inbound.data)
-    if claims.claim(key, time.time()):
-        claims.set_claimed_reply(key, message)
-        return True
-    return claims.claimed_reply(key) == message
+    # Claimed and labelled with its message in one statement: a worker killed between two would
+    # leave a nonce that WeChat's retry of the same message could not use.
+    return claims.claim(key, time.time(), reply=message) or claims.claimed_reply(key) == message

@@ -164,8 +164,9 @@ class WeChatWebhook:
         if not first or outcome is None:
             return await dedup.wait_for_reply(self.claims, key, deadline, self.quick.limiter) or SUCCESS
         xml = await self._passive(inbound, outcome, deadline)
-        # Recorded for retries after the response, not before it: the deadline is the response's.
-        self.spawn(dedup.record_reply(self.claims, key, xml, self.quick.limiter))
+        if _plain_reply(inbound.message, outcome) is None:  # a plain reply was recorded with the answer
+            # Recorded for retries after the response, not before it: the deadline is the response's.
+            self.spawn(dedup.record_reply(self.claims, key, xml, self.quick.limiter))
         return xml
 
     async def _work(self, message: BaseMessage, key: str, deadline: float) -> tuple[bool, Outcome | None]:
