@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000, help="requests in the realistic stream (default 2000)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests under way at once (default 16)")
     parser.add_argument("--rounds", type=int, default=1, help="each configuration this often, in turn; its best kept")
-    parser.add_argument("--pool-size", type=int, default=10, help="[engine] state_pool_size with PostgreSQL (default 10)")
+    parser.add_argument("--pool-size", type=int, default=20, help="[engine] state_pool_size with PostgreSQL (default 20)")
     args = parser.parse_args(argv)
     set_environment_defaults()
     from eval.report import machine  # loads the retriever (FAISS...): after the environment is set

@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="kb serve --workers, each in turn (default 1 2)")
     parser.add_argument("--state", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"])
-    parser.add_argument("--pool-size", type=int, default=10, help="[engine] state_pool_size with PostgreSQL (default 10)")
+    parser.add_argument("--pool-size", type=int, default=20, help="[engine] state_pool_size with PostgreSQL (default 20)")
     parser.add_argument("--port", type=int, default=0, help="the server's port (default: a free one)")
     args = parser.parse_args(argv)
     set_environment_defaults()

@@ -130,7 +130,7 @@ class PostgresStateStore:
     """:class:`StateStore` in PostgreSQL, through a pool of connections shared by the threads of
     one worker; any number of workers share the database."""
 
-    def __init__(self, url: str, pool_size: int = 10, migrate: bool = True) -> None:
+    def __init__(self, url: str, pool_size: int = 20, migrate: bool = True) -> None:
         self.url = url
         self._local = threading.local()
         self._pool = ConnectionPool(
