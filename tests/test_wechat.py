@@ -745,8 +745,9 @@ def test_kb_serve_keeps_signatures_out_of_the_access_log(start, capsys):
 
 
 def test_a_burst_on_api_ask_neither_starves_wechat_nor_healthz_and_is_shed_with_503(start, sample_config, monkeypatch):
-    # Questions marked BURST hold a worker thread for 2 s, as slow model work would; with one
-    # shared pool, 60 of them used to hold up /healthz and WeChat's messages past 5 s.
+    # Questions marked BURST hold a worker thread for 4 s, as slow model work would; with one
+    # shared pool, 60 of them used to hold up /healthz and WeChat's messages past 5 s. The bounds
+    # below are far under the burst's 4 s, and loose enough for a busy 2-core machine.
     capacity = {"ask_workers": 2, "ask_queue": 4, "retry_after_seconds": 3}
     monkeypatch.setattr(sample_config, "extra", {**sample_config.extra, "capacity": capacity})
     app = start()
@@ -754,7 +755,7 @@ def test_a_burst_on_api_ask_neither_starves_wechat_nor_healthz_and_is_shed_with_
 
     def slow_ask(question: str, *args: Any, **kwargs: Any) -> Any:
         if question.startswith("BURST"):
-            time.sleep(2.0)
+            time.sleep(4.0)
         return ask(question, *args, **kwargs)
 
     app.engine.retriever.ask = slow_ask
@@ -780,8 +781,8 @@ def test_a_burst_on_api_ask_neither_starves_wechat_nor_healthz_and_is_shed_with_
     for thread in threads:
         thread.join()
 
-    assert health.status_code == 200 and health_seconds < 0.5
-    assert isinstance(reply, dict) and reply["MsgType"] == "text" and wechat_seconds < 2.0
+    assert health.status_code == 200 and health_seconds < 2.0
+    assert isinstance(reply, dict) and reply["MsgType"] == "text" and wechat_seconds < 3.0
     assert len(statuses) == 60
     shed = [s for s in statuses if s[0] == 503]
     assert len(shed) >= 60 - 2 - 4 and all(retry == "3" for _, retry in shed)

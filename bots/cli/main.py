@@ -149,29 +149,28 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
     import uvicorn
 
     from bots.guards import key_notice, serve_log_config
-    from bots.server import create_app
+    from bots.settings import load_settings
 
-    app = create_app(config, _engine(config))
-    print(f"Serving on http://{args.host}:{args.port} (health: /healthz, API docs: /docs)", file=sys.stderr)
-    notice = key_notice(app.state.settings.api.token, args.host)
-    if notice:
-        print(notice, file=sys.stderr)
+    notice = key_notice(load_settings(config).api.token, args.host)
     # The access log never shows WeChat's signatures, timestamps and nonces (they would let a reader forge messages).
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, log_config=serve_log_config())
+    options = {"host": args.host, "port": args.port, "log_level": args.log_level, "log_config": serve_log_config()}
     if args.workers <= 1:
+        from bots.server import create_app
+
         app = create_app(config, _engine(config))
         print(f"Serving on http://{args.host}:{args.port} (health: /healthz, API docs: /docs)", file=sys.stderr)
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        if notice:
+            print(notice, file=sys.stderr)
+        uvicorn.run(app, **options)
         return 0
     _ensure_built(config)
     _open_state(config).close()  # migrate once, here, before the workers start
     if config.source:  # the workers are new processes: they read the same file
         os.environ["KB_CONFIG"] = str(config.source.resolve())
     print(f"Serving on http://{args.host}:{args.port} with {args.workers} worker processes", file=sys.stderr)
-    uvicorn.run(
-        "bots.server:app_from_environment", factory=True, workers=args.workers,
-        host=args.host, port=args.port, log_level=args.log_level,
-    )  # fmt: skip
+    if notice:
+        print(notice, file=sys.stderr)
+    uvicorn.run("bots.server:app_from_environment", factory=True, workers=args.workers, **options)
     return 0
 
 

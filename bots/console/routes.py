@@ -47,6 +47,31 @@ PAGES = {
 """Which roles open which part of the desk (least privilege: an admin keeps accounts, no more)."""
 DONE = ("taken", "sent", "not_pushed", "closed_done")
 """What a ticket page may say happened (after a take, reply or close)."""
+
+
+class DeskHeaders:
+    """The desk's security headers on every ``/desk`` response. A plain ASGI middleware: it only
+    touches the response's start, so a client that hangs up mid-body elsewhere (a webhook) is
+    still the webhook's quiet 400, not "No response returned" from a wrapping middleware."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/desk"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(k.lower().encode(), v.encode()) for k, v in HEADERS.items() if k.lower().encode() not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -130,13 +155,7 @@ def mount_console(app: FastAPI, hub: ChannelHub, settings: Settings) -> None:
         language = error.viewer.language if error.viewer else _browser_language(request)
         return render(request, "message.html", error.viewer, status=403, message=words(language)[error.key])
 
-    @app.middleware("http")
-    async def desk_headers(request: Request, call_next: Any) -> Response:
-        response = await call_next(request)
-        if request.url.path.startswith("/desk"):
-            for header, value in HEADERS.items():
-                response.headers.setdefault(header, value)
-        return response
+    app.add_middleware(DeskHeaders)
 
     app.mount("/desk/static", StaticFiles(directory=HERE / "static"), name="desk-static")
 
