@@ -4,11 +4,14 @@ the service figures. The browser suite (tests/test_desk_browser.py) drives the s
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import re
+import shutil
 import time
 from datetime import date, datetime
+from pathlib import Path
 
 import pytest
 from fastapi import HTTPException
@@ -19,7 +22,7 @@ from bots.console.accounts import LOCK_AFTER
 from bots.console.figures import service_figures
 from bots.console.text import NAMES, TEXT
 from bots.server import create_app
-from bots.store import FeedbackEvent, LoggedQuestion, SqliteStateStore, Ticket
+from bots.store import FeedbackEvent, LoggedQuestion, Pick, SqliteStateStore, Ticket
 from bots.store.sqlite import MIGRATIONS
 from kb.vocabulary import DeskRole
 
@@ -27,12 +30,19 @@ PASSWORD = "correct horse battery"
 USERS = {"ann": DeskRole.AGENT, "eve": DeskRole.EDITOR, "root": DeskRole.ADMIN}
 
 
+def content_copy(sample_config, folder: Path):
+    """The sample configuration over a copy of the content (an editor's accept writes there, never
+    into the repository's own files)."""
+    shutil.copytree(Path(sample_config.content_dir), folder / "content")
+    return dataclasses.replace(sample_config, content_dir=folder / "content")
+
+
 @pytest.fixture
-def desk(sample_config, make_engine):
+def desk(sample_config, make_engine, tmp_path):
     engine = make_engine()
     for name, role in USERS.items():
         add_user(engine.store, name, PASSWORD, role, "zh" if name != "eve" else "en")
-    app = create_app(sample_config, engine, reload_every=3600)
+    app = create_app(content_copy(sample_config, tmp_path), engine, reload_every=3600)
     with TestClient(app, base_url="http://desk.test", follow_redirects=False) as client:
         client.engine = engine
         client.app_ = app
@@ -171,6 +181,41 @@ def test_editors_see_the_service_figures_as_svg(desk):
     sign_in_as(desk, "eve")
     page = desk.get("/desk/reports?days=7")
     assert page.status_code == 200 and page.text.count("<svg") == 4 and "telegram" in page.text
+
+
+def test_an_editor_accepts_and_rejects_suggestions_with_the_csrf_token(desk):
+    store, content = desk.engine.store, Path(desk.app_.state.config.content_dir)
+    for i, (words, entry) in enumerate([("东西坏了可以退么", "return-quality-problem")] * 2 + [
+        ("发票能寄纸质的吗", "invoice-request"), ("能不能改", "invoice-request"), ("能不能改", "return-quality-problem")
+    ]):  # fmt: skip
+        store.add_pick(Pick(1000.0 + i, "telegram", words, entry, "menu"))
+    sign_in_as(desk, "eve")
+    page = desk.get("/desk/suggestions")
+    assert page.status_code == 200 and "东西坏了可以退么" in page.text and "发票能寄纸质的吗" in page.text
+    conflicts = re.search(r'<ul id="conflicts".*?</ul>', page.text, re.S).group(0)
+    assert "能不能改" in conflicts and "能不能改" not in page.text.split('<ul id="conflicts"')[0]  # flagged, no accept
+    accept_id = re.search(r'data-suggestion="(\w+)">\s*<td[^>]*>东西坏了可以退么', page.text).group(1)
+    reject_id = re.search(r'data-suggestion="(\w+)">\s*<td[^>]*>发票能寄纸质的吗', page.text).group(1)
+    files = {p: p.read_text(encoding="utf-8") for p in content.rglob("*.md")}
+
+    assert desk.post(f"/desk/suggestions/{accept_id}/accept").status_code == 403  # no CSRF token
+    assert desk.post(f"/desk/suggestions/{accept_id}/accept", data={"csrf": "forged"}).status_code == 403
+    assert {p: p.read_text(encoding="utf-8") for p in files} == files
+    accepted = desk.post(f"/desk/suggestions/{accept_id}/accept", data={"csrf": csrf_of(page.text)})
+    assert accepted.status_code == 303
+    changed = [p for p, before in files.items() if p.read_text(encoding="utf-8") != before]
+    assert len(changed) == 1 and "  - 东西坏了可以退么" in changed[0].read_text(encoding="utf-8")
+    shown = desk.get(accepted.headers["location"])
+    assert str(changed[0].relative_to(content.parent)) in shown.text and "kb build" in shown.text
+
+    assert desk.post(f"/desk/suggestions/{reject_id}/reject", data={"csrf": csrf_of(page.text)}).status_code == 303
+    after = desk.get("/desk/suggestions")
+    assert "东西坏了可以退么" not in after.text and "发票能寄纸质的吗" not in after.text  # decided: gone
+    again = desk.post(f"/desk/suggestions/{accept_id}/accept", data={"csrf": csrf_of(page.text)})
+    assert again.status_code == 409  # decided already: nothing written twice
+    sign_in_as(desk, "ann")  # an agent may not decide
+    agent_token = csrf_of(desk.get("/desk/queue").text)
+    assert desk.post(f"/desk/suggestions/{reject_id}/reject", data={"csrf": agent_token}).status_code == 403
 
 
 def test_service_figures_per_day_and_channel():

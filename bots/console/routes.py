@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -23,14 +24,17 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from bots.channels import ChannelHub
-from bots.console import accounts, sessions
+from bots.console import accounts, editing, sessions
 from bots.console.figures import service_figures
 from bots.console.knowledge import search
 from bots.console.svg import columns
 from bots.console.text import NAMES, name_of, words
 from bots.desk import TicketClosed, TicketNotFound
+from bots.report.suggestions import SuggestionError, pending, reject
 from bots.settings import Settings
 from bots.store import Account, DeskSession, StateStore, Ticket
+from ingest.suggestions import FrontMatterError
+from kb.config import Config
 from kb.vocabulary import DeskRole, TicketState
 
 log = logging.getLogger("kb.desk")
@@ -81,8 +85,9 @@ class Viewer:
         return self.account.role in PAGES[page]
 
 
-def mount_console(app: FastAPI, hub: ChannelHub, settings: Settings) -> None:
-    """Serve the desk under ``/desk`` on ``app``."""
+def mount_console(app: FastAPI, hub: ChannelHub, settings: Settings, config: Config) -> None:
+    """Serve the desk under ``/desk`` on ``app``; ``config`` says where the content is (editors'
+    accepted suggestions are written there) and how many picks make a suggestion."""
     store: StateStore = hub.engine.store
     engine = hub.engine
     templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(), auto_reload=False)
@@ -338,10 +343,41 @@ def mount_console(app: FastAPI, hub: ChannelHub, settings: Settings) -> None:
             days=days, channel=channel, channels=channels,
         )  # fmt: skip
 
+    def suggestions_page(request: Request, viewer: Viewer, status: int = 200, **context: Any) -> Response:
+        records = engine.retriever.kb.records
+        found, conflicts = pending(store, records, config.learning.min_picks)
+        shown = editing.conflicts_shown(conflicts)
+        ids = {s.entry_id for s in found} | {e for c in shown for e in c.picks}
+        return render(
+            request, "suggestions.html", viewer, status=status, suggestions=found, conflicts=shown,
+            questions=editing.entry_questions(records, ids, viewer.language), **context,
+        )  # fmt: skip
+
     @app.get("/desk/suggestions", include_in_schema=False)
-    def suggestions(request: Request) -> Response:
+    def suggestions(request: Request, done: str = "", file: str = "") -> Response:
         viewer = viewer_of(request, "suggestions")
-        return render(request, "message.html", viewer, message=words(viewer.language)["suggestions_soon"])
+        content = Path(config.content_dir).resolve()
+        # the file named after an accept, shown only when it is one of the content's files
+        changed = file if file and (content.parent / file).resolve().is_relative_to(content) else ""
+        return suggestions_page(request, viewer, done=done if done in ("accepted", "rejected") else "", changed=changed)
+
+    @app.post("/desk/suggestions/{suggestion_id}/{decision}", include_in_schema=False)
+    async def decide(request: Request, suggestion_id: str, decision: str) -> Response:
+        viewer, _ = await posted(request, "suggestions")
+        records = engine.retriever.kb.records
+        try:
+            if decision == "accept":
+                suggestion, path = await run_in_threadpool(
+                    editing.accept_suggestion, store, records, suggestion_id, Path(config.content_dir)
+                )
+                log.info("desk: %s accepted suggestion %s into %s", viewer.account.name, suggestion.id, path)
+                return RedirectResponse(f"/desk/suggestions?done=accepted&file={quote(str(path))}", status_code=303)
+            if decision == "reject":
+                await run_in_threadpool(reject, store, records, suggestion_id)
+                return RedirectResponse("/desk/suggestions?done=rejected", status_code=303)
+        except (SuggestionError, FrontMatterError) as error:
+            return suggestions_page(request, viewer, status=409, problem=str(error), done="", changed="")
+        raise HTTPException(404, "accept or reject")
 
     # admins
 
