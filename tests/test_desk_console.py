@@ -174,13 +174,29 @@ def test_the_reply_box_finds_entries_in_the_customers_language(desk):
     assert top["entry_id"] == "return-quality-problem" and top["text"].startswith("Conclusion: ")
 
 
-def test_editors_see_the_service_figures_as_svg(desk):
-    store = desk.engine.store
-    store.add_feedback("telegram", "u", "return-quality-problem", True, "q", time.time())
+def test_editors_see_the_figures_the_unanswered_groups_and_the_not_solved_entries(desk):
+    store, now = desk.engine.store, time.time()
+    store.add_feedback("telegram", "u", "return-quality-problem", True, "q", now)
+    for user in ("u1", "u2"):
+        store.add_feedback("telegram", user, "return-quality-problem", False, "q", now)
     desk.engine.handle("telegram", "u9", "东西坏了能退吗")
+    for i, words in enumerate(["积分可以换现金吗", "积分可以换现金吗？", "積分可以換現金嗎", "你们老板是谁"]):
+        store.log_question(LoggedQuestion(now, "telegram", "zh", words, "menu" if i % 2 else "handoff", "low_confidence"))
+    answered = desk.engine.handle("telegram", "u10", "转人工").ticket
+    desk.engine.desk.take(answered.id, "ann")
+    desk.engine.desk.reply(answered.id, "ann", "您好")  # the first response, well within the SLA
     sign_in_as(desk, "eve")
     page = desk.get("/desk/reports?days=7")
-    assert page.status_code == 200 and page.text.count("<svg") == 4 and "telegram" in page.text
+    assert page.status_code == 200 and page.text.count("<svg") == 5 and "telegram" in page.text
+    assert "First-response time" in page.text and "within SLA" in page.text
+    channel_row = re.search(r"<tr><td>telegram</td>.*?</tr>", page.text, re.S).group(0)
+    assert "100%" in channel_row  # one ticket, answered on time
+    unanswered = re.search(r'<table id="unanswered">.*?</table>', page.text, re.S).group(0)
+    first_group = re.search(r"<tbody>\s*<tr><td>(\d+)</td><td><b>([^<]+)</b>", unanswered)
+    assert first_group.group(1) == "3" and "积分" in first_group.group(2)  # traditional and punctuation group together
+    assert "你们老板是谁" in unanswered and "东西坏了能退吗" not in unanswered  # answered questions are not listed
+    not_solved = re.search(r'<table id="not-solved">.*?</table>', page.text, re.S).group(0)
+    assert "return-quality-problem" in not_solved and "<td>2</td><td>1</td>" in not_solved
 
 
 def test_an_editor_accepts_and_rejects_suggestions_with_the_csrf_token(desk):
@@ -242,6 +258,24 @@ def test_service_figures_per_day_and_channel():
     assert figures.questions == [0, 2] and figures.resolved == [0, 1] and figures.handoffs == {"money": [0, 1]}
     assert figures.escalations == [0, 1] and figures.share(figures.solved, figures.feedback) == [None, 0.5]
     assert figures.channels["wechat"]["questions"] == 2 and figures.channels["wechat"]["handoffs"] == 1
+
+
+def test_first_response_against_the_sla_per_day_and_channel():
+    zone = datetime.now().astimezone().tzinfo
+    day = datetime(2026, 5, 4, 12, tzinfo=zone).timestamp()
+
+    def ticket(name, channel="telegram", state="human", created=day):
+        return Ticket(name, channel, "u", state, "requested", "question", "normal", "zh", created, created + 600, created)
+
+    tickets = [ticket("on-time"), ticket("late"), ticket("silent", state="closed"), ticket("not-due-yet", state="waiting"),
+               ticket("yesterday", created=day - 86400), ticket("wechat", channel="wechat")]  # fmt: skip
+    responses = {"on-time": day + 300, "late": day + 1200, "yesterday": day - 86400 + 60, "wechat": day + 900}
+    figures = service_figures([], tickets, [], zone, date(2026, 5, 4), 2, "telegram", responses=responses, now=day + 60)
+    assert figures.on_time == [1, 1] and figures.late == [0, 1] and figures.unanswered == [0, 1]
+    assert figures.response_minutes == [1.0, 12.5]  # medians of 5 and 20 minutes
+    assert figures.channels["telegram"]["responses"] == 4 and figures.channels["telegram"]["on_time"] == 2
+    assert figures.channels["wechat"] == {**figures.channels["wechat"], "responses": 1, "on_time": 0}
+    assert figures.channel_minutes == {"telegram": 5.0, "wechat": 15.0}
 
 
 def test_both_languages_say_the_same_things():

@@ -75,6 +75,19 @@ def test_tickets_list_the_most_urgent_first_with_their_messages(state):
     assert store.ticket("missing") is None
 
 
+def test_first_responses_are_each_tickets_first_agent_message(state):
+    store = state.fresh()
+    for name in ("early", "late", "silent"):
+        store.open_ticket(dataclasses.replace(ticket(name, name), created_at=1.0 if name != "early" else 0.5))
+    store.add_ticket_message("early", "system", "escalated", 2.0)
+    store.add_ticket_message("early", "agent:amy", "hello", 3.0)
+    store.add_ticket_message("early", "agent:bob", "again", 4.0)
+    store.add_ticket_message("late", "customer", "hi?", 5.0)
+    store.add_ticket_message("late", "agent:amy", "sorry", 9.0)
+    assert store.first_responses() == {"early": 3.0, "late": 9.0}  # system and customer lines are no response
+    assert store.first_responses(since=1.0) == {"late": 9.0}  # opened in the period only
+
+
 def test_feedback_and_the_question_log(state):
     store = state.fresh()
     store.add_feedback("wechat", "u1", "e1", True, "退货", 1.0)

@@ -308,39 +308,59 @@ def mount_console(app: FastAPI, hub: ChannelHub, settings: Settings, config: Con
 
     # editors
 
+    grouping: list[editing.Remembered | None] = []
+    """The embedder that groups questions by meaning, loaded on the first reports page."""
+
     @app.get("/desk/reports", include_in_schema=False)
     def reports(request: Request, days: int = 14, channel: str = "") -> Response:
         viewer = viewer_of(request, "reports")
         days = min(max(days, 1), 92)
         now = time.time()
         since = (datetime.fromtimestamp(now, zone) - timedelta(days=days)).timestamp()
+        questions, feedback = store.questions(since), store.feedback_since(since)
         figures = service_figures(
-            store.questions(since),
+            questions,
             [t for t in store.tickets(tuple(TicketState)) if t.created_at >= since or (t.escalated_at or 0) >= since],
-            store.feedback_since(since),
+            feedback,
             zone,
             datetime.fromtimestamp(now, zone).date(),
             days,
             channel or None,
+            responses=store.first_responses(since),
+            now=now,
         )
         t, language = words(viewer.language), viewer.language
         resolved = figures.share(figures.resolved, figures.questions)
+        response_series = {t["within_sla"]: list(figures.on_time), t["late"]: list(figures.late)}
+        response_series[t["no_response"]] = list(figures.unanswered)
         charts = [
-            columns(figures.days, {t["resolved_share"]: resolved}, True, t["resolved_share"]),
-            columns(
-                figures.days,
-                {name_of(language, r): figures.share(c, figures.questions) for r, c in figures.handoffs.items()},
-                True,
+            (t["first_response"], columns(figures.days, response_series, False, t["first_response"])),
+            (t["resolved_share"], columns(figures.days, {t["resolved_share"]: resolved}, True, t["resolved_share"])),
+            (
                 t["handoff_rate"],
+                columns(
+                    figures.days,
+                    {name_of(language, r): figures.share(c, figures.questions) for r, c in figures.handoffs.items()},
+                    True,
+                    t["handoff_rate"],
+                ),
             ),
-            columns(figures.days, {t["escalations"]: list(figures.escalations)}, False, t["escalations"]),
-            columns(figures.days, {t["solved_rate"]: figures.share(figures.solved, figures.feedback)}, True, t["solved_rate"]),
+            (t["escalations"], columns(figures.days, {t["escalations"]: list(figures.escalations)}, False, t["escalations"])),
+            (
+                t["solved_rate"],
+                columns(
+                    figures.days, {t["solved_rate"]: figures.share(figures.solved, figures.feedback)}, True, t["solved_rate"]
+                ),
+            ),
         ]
-        titles = [t["resolved_share"], t["handoff_rate"], t["escalations"], t["solved_rate"]]
         channels = sorted(set(figures.channels) | ({channel} if channel else set()))
+        if not grouping:
+            grouping.append(editing.grouping_embedder(engine.retriever.config.embedders))
+        records = engine.retriever.kb.records
         return render(
-            request, "reports.html", viewer, figures=figures, charts=list(zip(titles, charts, strict=True)),
-            days=days, channel=channel, channels=channels,
+            request, "reports.html", viewer, figures=figures, charts=charts, days=days, channel=channel, channels=channels,
+            groups=editing.unanswered_groups(questions, grouping[0], channel or None),
+            not_solved=editing.not_solved(feedback, records, language, channel or None),
         )  # fmt: skip
 
     def suggestions_page(request: Request, viewer: Viewer, status: int = 200, **context: Any) -> Response:

@@ -231,6 +231,14 @@ class SqliteStateStore:
         )
         return [_ticket(r) for r in rows]
 
+    def first_responses(self, since: float = 0.0) -> dict[str, float]:
+        rows = self._query(
+            "SELECT m.ticket_id AS id, MIN(m.at) AS at FROM ticket_messages m JOIN tickets t ON t.id = m.ticket_id "
+            "WHERE t.created_at >= ? AND m.author LIKE ? GROUP BY m.ticket_id",
+            (since, "agent:%"),
+        )
+        return {r["id"]: r["at"] for r in rows}
+
     def update_ticket(self, ticket_id: str, **fields: Any) -> None:
         allowed = {"state", "agent", "touched_at", "escalated_at", "closed_at", "priority", "due_at"}
         unknown = set(fields) - allowed
