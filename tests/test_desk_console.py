@@ -147,6 +147,22 @@ def test_a_ticket_through_the_desk_and_a_channels_refusal_shown(desk):
     assert closed.status_code == 502 and not engine.desk.ticket(ticket.id).is_open
 
 
+def test_a_ticket_shows_the_order_it_mentions_masked_as_the_bot_would(desk):
+    engine = desk.engine
+    engine.handle("api", "u6", "我的订单 202611150001 到哪了")  # not this customer's: the bot asks for the phone
+    ticket = engine.handle("api", "u6", "转人工").ticket
+    plain = engine.handle("api", "u7", "转人工").ticket
+    sign_in_as(desk, "ann")
+    page = desk.get(f"/desk/tickets/{ticket.id}")
+    card = re.search(r'<section class="order" id="order">.*?</section>', page.text, re.S).group(0)
+    assert "202611150001" in card and "运输中" in card and "顺丰速运" in card
+    assert "138****5678" in card and "13812345678" not in page.text and "张江路" not in page.text  # as the bot shows it
+    assert 'id="order"' not in desk.get(f"/desk/tickets/{plain.id}").text  # no order mentioned: no card
+    engine.handle("api", "u8", "订单 209999999999 呢")
+    unknown = engine.handle("api", "u8", "转人工").ticket
+    assert "订单系统里没有这个订单号" in desk.get(f"/desk/tickets/{unknown.id}").text
+
+
 def test_a_reply_on_a_channel_without_push_says_so(desk):
     ticket = desk.engine.handle("api", "u2", "转人工").ticket
     sign_in_as(desk, "ann")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from bots.channels import ChannelHub
 from bots.console import accounts, editing, sessions
 from bots.console.figures import service_figures
 from bots.console.knowledge import search
+from bots.console.orders import order_card
 from bots.console.svg import columns
 from bots.console.text import NAMES, name_of, words
 from bots.desk import TicketClosed, TicketNotFound
@@ -221,9 +223,12 @@ def mount_console(app: FastAPI, hub: ChannelHub, settings: Settings, config: Con
         except TicketNotFound:
             raise HTTPException(404, "No such ticket.") from None
 
+    order_number = re.compile(settings.orders.number_pattern)
+
     def ticket_page(request: Request, viewer: Viewer, ticket_id: str, status: int = 200, **context: Any) -> Response:
         ticket = ticket_or_404(ticket_id)
-        return render(request, "ticket.html", viewer, status=status, ticket=ticket, **context)
+        order = order_card(ticket, engine.orders, order_number)
+        return render(request, "ticket.html", viewer, status=status, ticket=ticket, order=order, **context)
 
     @app.get("/desk/tickets/{ticket_id}", include_in_schema=False)
     def ticket(request: Request, ticket_id: str, done: str = "") -> Response:
