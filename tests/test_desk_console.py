@@ -163,6 +163,25 @@ def test_a_ticket_shows_the_order_it_mentions_masked_as_the_bot_would(desk):
     assert "订单系统里没有这个订单号" in desk.get(f"/desk/tickets/{unknown.id}").text
 
 
+def test_the_queue_pages_a_long_queue_most_urgent_first_and_escapes_what_it_shows(desk):
+    store, now = desk.engine.store, time.time()
+    for i in range(150):
+        urgent = i == 149  # opened last, due last: still first, being urgent
+        store.open_ticket(Ticket(f"T{i:04d}", "api", f"q{i}", "waiting", "requested", "question",
+                                 "urgent" if urgent else "normal", "zh", now - 60, now + 600 + i, now))  # fmt: skip
+    store.update_ticket("T0003", agent="<b>mallory</b>", state="human")
+    sign_in_as(desk, "ann")
+    first = desk.get("/desk/queue")
+    ids = re.findall(r'data-ticket="(T\d+)"', first.text)
+    assert len(ids) == 100 and ids[:2] == ["T0149", "T0000"] and 'id="older"' in first.text and ">150<" in first.text
+    assert "&lt;b&gt;mallory&lt;/b&gt;" in first.text and "<b>mallory" not in first.text
+    second = desk.get("/desk/queue?page=2")
+    assert re.findall(r'data-ticket="(T\d+)"', second.text) == [f"T{i:04d}" for i in range(99, 149)]
+    assert 'id="newer"' in second.text and 'data-poll="/desk/queue/rows?page=2"' in second.text
+    rows = desk.get("/desk/queue/rows?page=2")
+    assert rows.text.count("<tr ") == 50 and rows.headers["server-timing"].startswith("app;dur=")
+
+
 def test_a_reply_on_a_channel_without_push_says_so(desk):
     ticket = desk.engine.handle("api", "u2", "转人工").ticket
     sign_in_as(desk, "ann")

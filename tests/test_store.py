@@ -65,6 +65,7 @@ def test_tickets_list_the_most_urgent_first_with_their_messages(state):
     store.open_ticket(ticket("urgent", "b", Priority.URGENT, due=50.0))
     store.open_ticket(ticket("normal", "c", Priority.NORMAL, due=10.0))
     assert [t.id for t in store.tickets()] == ["urgent", "normal", "low"]
+    assert [t.id for t in store.tickets(limit=2, offset=1)] == ["normal", "low"] and store.count_tickets() == 3
     store.add_ticket_message("normal", "agent:amy", "call me at 13812345678", 2.0)
     kept = store.ticket("normal").messages[-1]
     assert kept.author == "agent:amy" and "13812345678" not in kept.text
