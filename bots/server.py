@@ -147,7 +147,7 @@ def create_app(
     # Channels mount their webhooks here (each does nothing unless its section is configured).
     app.state.wechat = mount_wechat(app, config, hub)
     app.state.telegram = mount_telegram(app, config, hub)
-    mount_console(app, hub, settings)
+    mount_console(app, hub, settings, config)
 
     @app.get("/api/agent/tickets", dependencies=[agents])
     def list_tickets(state: str = "open") -> list[dict[str, Any]]:

@@ -224,3 +224,14 @@ def state(request, tmp_path) -> Iterator[StateStores]:
     stores = StateStores(request.param, folder, server)
     yield stores
     stores.close()
+
+
+def everything_in(store: StateStore) -> str:
+    """Every byte the store wrote (SQLite: the file; PostgreSQL: every row of every table, as text)."""
+    if hasattr(store, "path"):
+        return store.path.read_bytes().decode("utf-8", "replace")
+    import psycopg
+
+    with psycopg.connect(store.url) as db:
+        tables = db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+        return "\n".join(str(row) for (table,) in tables for row in db.execute(f"SELECT t::text FROM {table} t"))

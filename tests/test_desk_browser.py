@@ -3,6 +3,7 @@ selenium): an agent signs in, sees a Telegram customer's 转人工 appear in the
 reload, takes the ticket, searches the knowledge base from the reply box, inserts an entry, sends
 it (the fake Bot API receives it), closes the ticket, and the bot answers the customer again.
 A wrong password, a POST without the CSRF token and an agent opening the admin page are refused.
+An editor accepts a customer's suggested phrasing and the entry's Markdown file changes.
 
 On failure, screenshots of the queue, the ticket and the search page go to ``$KB_DESK_SCREENSHOTS``
 (default ``test-artifacts/desk/``)."""
@@ -19,8 +20,10 @@ import pytest
 
 from bots.console import add_user
 from bots.server import create_app
+from bots.store import Pick
 from kb.vocabulary import DeskRole
 from tests.conftest import ROOT, require
+from tests.test_desk_console import content_copy
 from tests.test_telegram import FakeTelegram, Served, telegram_config, text_update
 
 CUSTOMER = 3101
@@ -69,14 +72,17 @@ def fake() -> Iterator[FakeTelegram]:
 
 
 @pytest.fixture
-def desk(sample_config, make_engine, fake, monkeypatch):
-    """kb serve with Telegram on (talking to the fake Bot API) and three desk accounts."""
+def desk(sample_config, make_engine, fake, monkeypatch, tmp_path):
+    """kb serve with Telegram on (talking to the fake Bot API), over a copy of the content (an
+    editor's accept writes there), and three desk accounts."""
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
     monkeypatch.delenv("TELEGRAM_WEBHOOK_SECRET", raising=False)
     engine = make_engine()
-    for name, role in (("ann", DeskRole.AGENT), ("root", DeskRole.ADMIN)):
+    for name, role in (("ann", DeskRole.AGENT), ("eve", DeskRole.EDITOR), ("root", DeskRole.ADMIN)):
         add_user(engine.store, name, PASSWORD, role, "zh")
-    served = Served(create_app(telegram_config(sample_config, fake), engine, reload_every=3600), engine)
+    config = telegram_config(content_copy(sample_config, tmp_path), fake)
+    served = Served(create_app(config, engine, reload_every=3600), engine)
+    served.content = Path(config.content_dir)
     yield served
     served.close()
 
@@ -184,3 +190,27 @@ def test_the_queue_reads_on_a_phone(browser, desk):
         width = browser.execute_script("return document.documentElement.scrollWidth")
         assert width <= 400, "the page scrolls sideways on a phone"
         assert cell.size["width"] > 300  # rows become cards: a cell spans the screen
+
+
+def test_an_editor_accepts_a_suggestion_and_the_markdown_file_changes(browser, desk):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    for i in range(2):  # customers picked the entry from a menu for their own words, twice
+        desk.engine.store.add_pick(Pick(1000.0 + i, "telegram", "东西坏了可以退么", "return-quality-problem", "menu"))
+    entry = desk.content / "faq" / "zh" / "return-quality-problem.md"
+    before = entry.read_text(encoding="utf-8")
+    with screenshots_on_failure(browser, desk.url, {"suggestions": "/desk/suggestions"}):
+        _sign_in(browser, desk.url, "eve", PASSWORD)
+        WebDriverWait(browser, WAIT).until(seen.url_contains("/desk/search"))
+        browser.find_element(By.ID, "nav-suggestions").click()
+        row = WebDriverWait(browser, WAIT).until(seen.presence_of_element_located((By.CSS_SELECTOR, "tr[data-suggestion]")))
+        assert "东西坏了可以退么" in row.text and "return-quality-problem" in row.text
+        row.find_element(By.CSS_SELECTOR, "button.accept").click()
+        done = WebDriverWait(browser, WAIT).until(seen.presence_of_element_located((By.ID, "done")))
+        assert "content/faq/zh/return-quality-problem.md" in done.text and "kb build" in done.text
+        assert not browser.find_elements(By.CSS_SELECTOR, "tr[data-suggestion]")  # decided: no longer listed
+    added = [line for line in entry.read_text(encoding="utf-8").splitlines() if line not in before.splitlines()]
+    assert added == ["  - 东西坏了可以退么"]
+    assert (ROOT / "content" / "faq" / "zh" / "return-quality-problem.md").read_text(encoding="utf-8") == before

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-import psycopg
 import pytest
 
 from bots.conversation import Engine
@@ -21,7 +20,7 @@ from kb.model import FaqEntry, Steps
 from kb.vocabulary import Awaiting, HandoffReason, Outcome, ReplyKind, RouterAction
 from retriever import Answer
 from retriever.answer import RunnerUp
-from tests.conftest import ROOT
+from tests.conftest import ROOT, everything_in
 
 STEPS = Steps("可以。", "依据退货政策。", ["打开我的订单"])
 ORDER_NUMBERS = r"(?<![0-9])20\d{10}(?![0-9])"
@@ -135,15 +134,6 @@ def test_personal_data_is_masked_everywhere_it_is_kept(tmp_path, state, message,
     kept += [m.text for m in engine.desk.ticket(turn.ticket.id).messages]
     assert kept and not any(raw in text for text in kept)
     assert raw not in everything_in(engine.store)
-
-
-def everything_in(store: Any) -> str:
-    """Every byte the store wrote (SQLite: the file; PostgreSQL: every row of every table, as text)."""
-    if hasattr(store, "path"):
-        return store.path.read_bytes().decode("utf-8", "replace")
-    with psycopg.connect(store.url) as db:
-        tables = db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
-        return "\n".join(str(row) for (table,) in tables for row in db.execute(f"SELECT t::text FROM {table} t"))
 
 
 def _fields(text: str) -> set[str]:

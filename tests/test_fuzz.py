@@ -23,6 +23,7 @@ def test_a_small_fuzz_run_finds_no_5xx_no_traceback_and_no_leak(small):
     assert result.requests >= 250, figures
     assert result.server_errors == 0 and result.hangs == 0, figures
     assert result.tracebacks == 0, figures
+    assert not result.unexpected, figures  # every class got what issue 19 says it must
     assert result.leak_count == 0 and result.sent_pii, figures
     assert result.schema is not None and result.schema.passed, figures
 

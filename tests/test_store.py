@@ -65,6 +65,7 @@ def test_tickets_list_the_most_urgent_first_with_their_messages(state):
     store.open_ticket(ticket("urgent", "b", Priority.URGENT, due=50.0))
     store.open_ticket(ticket("normal", "c", Priority.NORMAL, due=10.0))
     assert [t.id for t in store.tickets()] == ["urgent", "normal", "low"]
+    assert [t.id for t in store.tickets(limit=2, offset=1)] == ["normal", "low"] and store.count_tickets() == 3
     store.add_ticket_message("normal", "agent:amy", "call me at 13812345678", 2.0)
     kept = store.ticket("normal").messages[-1]
     assert kept.author == "agent:amy" and "13812345678" not in kept.text
@@ -73,6 +74,19 @@ def test_tickets_list_the_most_urgent_first_with_their_messages(state):
     store.update_ticket("normal", state=TicketState.CLOSED, closed_at=3.0)
     assert [t.id for t in store.tickets((TicketState.CLOSED,))] == ["normal"]
     assert store.ticket("missing") is None
+
+
+def test_first_responses_are_each_tickets_first_agent_message(state):
+    store = state.fresh()
+    for name in ("early", "late", "silent"):
+        store.open_ticket(dataclasses.replace(ticket(name, name), created_at=1.0 if name != "early" else 0.5))
+    store.add_ticket_message("early", "system", "escalated", 2.0)
+    store.add_ticket_message("early", "agent:amy", "hello", 3.0)
+    store.add_ticket_message("early", "agent:bob", "again", 4.0)
+    store.add_ticket_message("late", "customer", "hi?", 5.0)
+    store.add_ticket_message("late", "agent:amy", "sorry", 9.0)
+    assert store.first_responses() == {"early": 3.0, "late": 9.0}  # system and customer lines are no response
+    assert store.first_responses(since=1.0) == {"late": 9.0}  # opened in the period only
 
 
 def test_feedback_and_the_question_log(state):

@@ -8,6 +8,7 @@ customer-service messages) runs on another port, and the adapter's wechatpy clie
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import json
@@ -34,6 +35,7 @@ from bots.orders import DemoOrderBackend
 from bots.replies.messages import say
 from bots.replies.reply import Reply, Turn
 from bots.server import create_app
+from retriever import Retriever
 from tests.conftest import Clock
 from tests.live import live_server
 
@@ -102,7 +104,11 @@ class FakeWeChatApi:
 
     def texts(self, user: str | None = None) -> list[str]:
         with self.lock:
-            return [m["text"]["content"] for m in self.sent if user is None or m["touser"] == user]
+            return [m["text"]["content"] for m in self.sent if m["msgtype"] == "text" and (user is None or m["touser"] == user)]
+
+    def menus(self, user: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [m["msgmenu"] for m in self.sent if m["msgtype"] == "msgmenu" and (user is None or m["touser"] == user)]
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[str]:
         end = time.monotonic() + timeout
@@ -139,6 +145,11 @@ class WeChatServer:
 
     def text(self, user: str, content: str, msg_id: str | None = None) -> str:
         return self._xml(user, "text", f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id or self.msg_id()}</MsgId>")
+
+    def click(self, user: str, item: dict[str, str]) -> str:
+        """A tap on an item of a menu message: a text message with the item's text and id."""
+        fields = f"<Content><![CDATA[{item['content']}]]></Content><MsgId>{self.msg_id()}</MsgId>"
+        return self._xml(user, "text", f"{fields}<bizmsgmenuid>{item['id']}</bizmsgmenuid>")
 
     def voice(self, user: str, recognition: str) -> str:
         fields = "<MediaId><![CDATA[media1]]></MediaId><Format><![CDATA[amr]]></Format>"
@@ -512,6 +523,59 @@ def test_an_agents_reply_goes_out_through_the_customer_service_api(start):
     assert app.api.texts(user)[-1] == "您好，我来帮您查一下。"
 
 
+def test_a_menu_sent_through_the_api_is_clickable_and_a_click_picks_like_the_number(start, sample, make_engine):
+    # Thresholds that make every question unsure (a menu), and an engine later than the budget:
+    # the menu goes out through the customer-service API, as WeChat's menu message.
+    config = copy.deepcopy(sample.config)
+    config.thresholds.answer, config.thresholds.menu = 1.01, 0.0
+    engine = make_engine()
+    engine.retriever = Retriever(config, sample.kb)
+    app = start(engine, reply_budget_seconds=0.5)
+    handle = app.engine.handle
+
+    def slow_menu(channel: str, user_id: str, text: str) -> Turn:
+        if text == "运费怎么算":
+            time.sleep(1.0)
+        return handle(channel, user_id, text)
+
+    app.engine.handle = slow_menu
+    wechat, user = app.wechat("safe"), "o-menu"
+    assert wechat.ask(user, "运费怎么算") == "success"
+    app.api.wait_for(1)
+    [menu] = app.api.menus(user)
+    assert app.api.texts(user) == []
+    assert menu["head_content"] == say("zh", "wechat_menu") and menu["tail_content"] == ""
+    options = app.engine.conversation("wechat", user).context["options"]
+    assert [i["id"] for i in menu["list"]] == [*(str(n + 1) for n in range(len(options))), "0"]
+    assert menu["list"][-1]["content"] == say("zh", "wechat_none_of_these")
+
+    # A click is the item's number: the second entry is answered, in the passive reply.
+    reply = wechat.reply(wechat.post(wechat.click(user, menu["list"][1])))
+    assert reply["MsgType"] == "text" and app.calls[-1][2] == "2"
+    assert app.engine.conversation("wechat", user).last_entry_id == options[1]
+
+    # The old menu clicked again, now that an answer awaits feedback: not "1 = solved", but
+    # the item's question, asked.
+    wechat.reply(wechat.post(wechat.click(user, menu["list"][0])))
+    assert app.calls[-1][2] == menu["list"][0]["content"]
+    assert app.engine.store.feedback_since() == []
+
+
+def test_clicking_none_of_these_hands_the_customer_to_a_person(start, sample, make_engine):
+    config = copy.deepcopy(sample.config)
+    config.thresholds.answer, config.thresholds.menu = 1.01, 0.0
+    engine = make_engine()
+    engine.retriever = Retriever(config, sample.kb)
+    app = start(engine)
+    wechat, user = app.wechat(), "o-none"
+    assert "回复 0" in wechat.ask(user, "运费怎么算")["Content"]  # a passive reply stays a numbered list
+    none = {"id": "0", "content": say("zh", "wechat_none_of_these")}
+    assert wechat.reply(wechat.post(wechat.click(user, none)))["MsgType"] == "transfer_customer_service"
+    assert app.calls[-1][2] == "0"
+    ticket = app.engine.desk.tickets()[0]
+    assert ticket.reason == "low_confidence" and ticket.user_id == user
+
+
 # Events and other messages
 
 
@@ -745,8 +809,9 @@ def test_kb_serve_keeps_signatures_out_of_the_access_log(start, capsys):
 
 
 def test_a_burst_on_api_ask_neither_starves_wechat_nor_healthz_and_is_shed_with_503(start, sample_config, monkeypatch):
-    # Questions marked BURST hold a worker thread for 2 s, as slow model work would; with one
-    # shared pool, 60 of them used to hold up /healthz and WeChat's messages past 5 s.
+    # Questions marked BURST hold a worker thread for 4 s, as slow model work would; with one
+    # shared pool, 60 of them used to hold up /healthz and WeChat's messages past 5 s. The bounds
+    # below are far under the burst's 4 s, and loose enough for a busy 2-core machine.
     capacity = {"ask_workers": 2, "ask_queue": 4, "retry_after_seconds": 3}
     monkeypatch.setattr(sample_config, "extra", {**sample_config.extra, "capacity": capacity})
     app = start()
@@ -754,7 +819,7 @@ def test_a_burst_on_api_ask_neither_starves_wechat_nor_healthz_and_is_shed_with_
 
     def slow_ask(question: str, *args: Any, **kwargs: Any) -> Any:
         if question.startswith("BURST"):
-            time.sleep(2.0)
+            time.sleep(4.0)
         return ask(question, *args, **kwargs)
 
     app.engine.retriever.ask = slow_ask
@@ -780,8 +845,8 @@ def test_a_burst_on_api_ask_neither_starves_wechat_nor_healthz_and_is_shed_with_
     for thread in threads:
         thread.join()
 
-    assert health.status_code == 200 and health_seconds < 0.5
-    assert isinstance(reply, dict) and reply["MsgType"] == "text" and wechat_seconds < 2.0
+    assert health.status_code == 200 and health_seconds < 2.0
+    assert isinstance(reply, dict) and reply["MsgType"] == "text" and wechat_seconds < 3.0
     assert len(statuses) == 60
     shed = [s for s in statuses if s[0] == 503]
     assert len(shed) >= 60 - 2 - 4 and all(retry == "3" for _, retry in shed)

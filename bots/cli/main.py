@@ -153,7 +153,7 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
 
     notice = key_notice(load_settings(config).api.token, args.host)
     # The access log never shows WeChat's signatures, timestamps and nonces (they would let a reader forge messages).
-    log = {"host": args.host, "port": args.port, "log_level": args.log_level, "log_config": serve_log_config()}
+    options = {"host": args.host, "port": args.port, "log_level": args.log_level, "log_config": serve_log_config()}
     if args.workers <= 1:
         from bots.server import create_app
 
@@ -161,7 +161,7 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
         print(f"Serving on http://{args.host}:{args.port} (health: /healthz, API docs: /docs)", file=sys.stderr)
         if notice:
             print(notice, file=sys.stderr)
-        uvicorn.run(app, **log)
+        uvicorn.run(app, **options)
         return 0
     _ensure_built(config)
     _open_state(config).close()  # migrate once, here, before the workers start
@@ -170,7 +170,7 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
     print(f"Serving on http://{args.host}:{args.port} with {args.workers} worker processes", file=sys.stderr)
     if notice:
         print(notice, file=sys.stderr)
-    uvicorn.run("bots.server:app_from_environment", factory=True, workers=args.workers, **log)
+    uvicorn.run("bots.server:app_from_environment", factory=True, workers=args.workers, **options)
     return 0
 
 

@@ -100,9 +100,12 @@ class Desk:
 
     # the agents' side
 
-    def tickets(self, states: tuple[str, ...] = OPEN_TICKET_STATES) -> list[Ticket]:
-        """Tickets, most urgent first."""
-        return self.store.tickets(states)
+    def tickets(self, states: tuple[str, ...] = OPEN_TICKET_STATES, limit: int | None = None, offset: int = 0) -> list[Ticket]:
+        """Tickets, most urgent first (``limit`` of them from ``offset`` on, or all)."""
+        return self.store.tickets(states, limit, offset)
+
+    def count(self, states: tuple[str, ...] = OPEN_TICKET_STATES) -> int:
+        return self.store.count_tickets(states)
 
     def ticket(self, ticket_id: str) -> Ticket:
         ticket = self.store.ticket(ticket_id)

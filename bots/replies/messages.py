@@ -48,6 +48,8 @@ TEXT: dict[str, dict[str, str]] = {
         "wechat_shortened": "（内容较长，后面的部分省略了。还有疑问请回复「人工」。）",
         "wechat_busy": "抱歉，刚才系统有点忙，请再发一次您的问题。",
         "wechat_late_transfer": "已为您转接人工客服，请直接回复消息说明您的问题，客服会尽快回复您。",
+        "wechat_menu": "我想确认一下，您问的是哪一个？点一下即可：",
+        "wechat_none_of_these": "都不是，转人工客服",
     },
     "en": {
         "greeting": "Hi, I'm the shop's assistant 😊 Ask me about orders, returns, refunds, shipping or coupons. Popular questions:",
@@ -96,6 +98,8 @@ TEXT: dict[str, dict[str, str]] = {
         "wechat_shortened": "(This was long, so the rest is left out. Reply “agent” if you need more.)",
         "wechat_busy": "Sorry, the system was busy just now. Please send your question again.",
         "wechat_late_transfer": "You're now with our customer service. Please reply here with your question and an agent will answer you as soon as possible.",
+        "wechat_menu": "Just to be sure, which one do you mean? Tap one:",
+        "wechat_none_of_these": "None of these: talk to a person",
     },
 }
 

@@ -91,7 +91,10 @@ def top_questions(
 
 
 def group_similar(
-    questions: Iterable[LoggedQuestion], embedder: Embedder | None, threshold: float = SIMILARITY
+    questions: Iterable[LoggedQuestion],
+    embedder: Embedder | None,
+    threshold: float = SIMILARITY,
+    max_embedded: int = MAX_EMBEDDED,
 ) -> list[QuestionGroup]:
     """Group questions by meaning, biggest group first, so that an editor sees one gap once
     rather than thirty wordings of it.
@@ -99,7 +102,8 @@ def group_similar(
     Greedy and order-stable: the distinct normalised texts, most asked first, each join the most
     similar group whose first text reaches ``threshold`` (cosine of ``embedder``'s unit vectors)
     or start a new one. Without an embedder, or with fewer than two texts, identical texts
-    group together and nothing is embedded.
+    group together and nothing is embedded. Only the ``max_embedded`` most asked texts are
+    compared; the others stay groups of their own.
     """
     by_text: dict[str, list[LoggedQuestion]] = defaultdict(list)
     for q in questions:
@@ -108,7 +112,7 @@ def group_similar(
     if embedder is None or len(texts) < 2:
         clusters = [[i] for i in range(len(texts))]
     else:
-        compared = texts[:MAX_EMBEDDED]
+        compared = texts[:max_embedded]
         clusters = _greedy(embedder.embed(compared), threshold)
         clusters += [[i] for i in range(len(compared), len(texts))]
     groups = [_group([q for i in cluster for q in by_text[texts[i]]]) for cluster in clusters]

@@ -231,14 +231,28 @@ class SqliteStateStore:
         ticket.messages = [TicketMessage(**dict(m)) for m in messages]
         return ticket
 
-    def tickets(self, states: tuple[str, ...] = OPEN_TICKET_STATES) -> list[Ticket]:
-        """Tickets in ``states``, most urgent first, then the one due soonest."""
+    def tickets(self, states: tuple[str, ...] = OPEN_TICKET_STATES, limit: int | None = None, offset: int = 0) -> list[Ticket]:
+        """Tickets in ``states``, most urgent first, then the one due soonest; ``limit`` of them
+        from ``offset`` on (a page of the desk's queue), or all."""
         urgency = " ".join(f"WHEN '{p}' THEN {rank}" for rank, p in enumerate(PRIORITY_ORDER))
         rows = self._query(
-            f"SELECT * FROM tickets WHERE state IN ({_marks(states)}) ORDER BY CASE priority {urgency} ELSE 9 END, due_at",
-            tuple(states),
+            f"SELECT * FROM tickets WHERE state IN ({_marks(states)}) ORDER BY CASE priority {urgency} ELSE 9 END, due_at, id"
+            + (" LIMIT ? OFFSET ?" if limit is not None else ""),
+            (*states, *((limit, offset) if limit is not None else ())),
         )
         return [_ticket(r) for r in rows]
+
+    def count_tickets(self, states: tuple[str, ...] = OPEN_TICKET_STATES) -> int:
+        rows = self._query(f"SELECT COUNT(*) AS n FROM tickets WHERE state IN ({_marks(states)})", tuple(states))
+        return int(rows[0]["n"])
+
+    def first_responses(self, since: float = 0.0) -> dict[str, float]:
+        rows = self._query(
+            "SELECT m.ticket_id AS id, MIN(m.at) AS at FROM ticket_messages m JOIN tickets t ON t.id = m.ticket_id "
+            "WHERE t.created_at >= ? AND m.author LIKE ? GROUP BY m.ticket_id",
+            (since, "agent:%"),
+        )
+        return {r["id"]: r["at"] for r in rows}
 
     def update_ticket(self, ticket_id: str, **fields: Any) -> None:
         allowed = {"state", "agent", "touched_at", "escalated_at", "closed_at", "priority", "due_at"}

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             "schemathesis_passed": result.schema.passed if result.schema else None,
         }
         print(json.dumps(figures, ensure_ascii=False))
-    failed = result.server_errors or result.tracebacks or result.hangs or result.leak_count
+    failed = result.server_errors or result.tracebacks or result.hangs or result.leak_count or result.unexpected
     schema_failed = result.schema is not None and result.schema.ran and not result.schema.passed
     return 1 if failed or schema_failed else 0
 

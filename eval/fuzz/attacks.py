@@ -52,7 +52,7 @@ EXPECTED: dict[str, set[int | str]] = {
     "wechat_ok": {200},
     "wechat_bad_signature": {400, 403},
     "wechat_stale_timestamp": {400, 403},
-    "wechat_replay": {400, 403},  # all but the first use of the one signature
+    "wechat_replay": {400, 403},  # a signature used again
     "wechat_xml_bomb": {400},
     "wechat_malformed": {200, 400},
     "wechat_aes_broken": {400, 403},
@@ -71,17 +71,8 @@ EXPECTED: dict[str, set[int | str]] = {
     "unknown_routes": {404, 405},
     "pii_variants": {200, 401},
 }
-PENDING = {
-    "wechat_stale_timestamp": "item 3: timestamp and nonce checks",
-    "wechat_replay": "item 3: a nonce seen before is refused",
-    "wechat_malformed": "item 9: signed but malformed input",
-    "telegram_wrong_types": "item 9: signed but malformed input",
-    "ask_huge": "item 4: a body limit on /api/ask",
-    "ask_unknown_channel": "item 2: channel names are a closed set",
-    "impersonation": "item 2: /api/ask speaks for its own channel only",
-    "order_bruteforce": "item 1: the owner check holds per order",
-    "pii_variants": "item 6: masking of full-width and dotted phones, addresses without 路 or 号",
-}
+PENDING: dict[str, str] = {}
+"""Classes whose fixes have not landed yet (reported, not failed). Issue 19 closed them all."""
 
 
 def sha1(*parts: str) -> str:
@@ -205,7 +196,9 @@ class Factory:
     def wechat_replay(self) -> Sequence:
         # One plaintext signature, reused with other bodies and openids.
         if self.replayed is None:
+            # The signature's first use is a genuine message (counted as such); every later one is a replay.
             self.replayed = self.signed_query()
+            return [self.wechat("wechat_ok", self.wechat_xml(self.openid()).encode(), dict(self.replayed))]
         return [self.wechat("wechat_replay", self.wechat_xml(self.openid()).encode(), dict(self.replayed))]
 
     def wechat_xml_bomb(self) -> Sequence:

@@ -209,7 +209,7 @@ def report(result: Result) -> str:
     ]
     unexpected = result.unexpected
     if unexpected:
-        lines += ["", "statuses other than expected once issue 19 is closed:"]
+        lines += ["", "statuses other than expected:"]
         for cls, counts in sorted(unexpected.items()):
             note = f"  (pending: {PENDING[cls]})" if cls in PENDING else ""
             lines.append(f"  {cls:22} {dict(counts)}{note}")

@@ -18,8 +18,9 @@ import requests
 from wechatpy import WeChatClient
 from wechatpy.session import SessionStorage
 
-from bots.channels.wechat.format import split
+from bots.channels.wechat.format import menu_message, render, split
 from bots.channels.wechat.settings import WeChatSettings
+from bots.replies import Reply
 from bots.store import SharedValues
 
 log = logging.getLogger("kb.wechat")
@@ -100,6 +101,19 @@ class CustomerServiceClient(WeChatClient):
                 self.message.send_text(user_id, piece)
                 sent += 1
         return sent
+
+    def send_replies(self, user_id: str, replies: list[Reply], after: list[str] | None = None) -> int:
+        """Send the engine's replies in order, then the texts ``after``: a reply with numbered
+        choices as a clickable menu (``msgmenu``), the others as text. How many messages went out."""
+        sent = 0
+        for reply in replies:
+            menu = menu_message(reply)
+            if menu is None:
+                sent += self.send_texts(user_id, [render(reply)])
+                continue
+            self.message.send_msg_menu(user_id, menu)
+            sent += 1
+        return sent + self.send_texts(user_id, after or [])
 
 
 def make_client(settings: WeChatSettings, values: SharedValues) -> CustomerServiceClient | None:

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 
 from wechatpy.messages import BaseMessage
 
-from bots.channels.wechat.format import render, render_all
+from bots.channels.wechat.format import NONE_OF_THESE, render, render_all
 from bots.channels.wechat.sessions import release_if_idle, session_event
 from bots.channels.wechat.settings import CHANNEL
 from bots.conversation import Engine
-from bots.replies import Turn, say
+from bots.replies import Reply, Turn, say
 from bots.store import Ticket
+from kb.vocabulary import Awaiting
 
 SESSION_EVENTS = ("kf_create_session", "kf_switch_session", "kf_close_session")
 WELCOME_EVENTS = ("subscribe", "subscribe_scan", "subscribe_scan_product")
@@ -26,6 +27,9 @@ class Outcome:
 
     text: str = ""
     """A text answer (any length: the route splits or shortens it)."""
+    replies: list[Reply] = field(default_factory=list)
+    """The engine's replies behind ``text``: sent through the customer-service API, a numbered
+    list among them becomes a clickable menu."""
     transfer: bool = False
     """Hand the customer to WeChat's agent system (``transfer_customer_service``)."""
     notices: list[str] = field(default_factory=list)
@@ -47,7 +51,7 @@ def outcome_of(turn: Turn, language: str) -> Outcome:
         return Outcome(transfer=True, notices=[render(r) for r in turn.replies], language=language, opened=opened)
     if turn.silent or not turn.replies:
         return Outcome(language=language)
-    return Outcome(text=render_all(turn.replies), language=turn.replies[0].language)
+    return Outcome(text=render_all(turn.replies), replies=turn.replies, language=turn.replies[0].language)
 
 
 def dispatch(engine: Engine, message: BaseMessage, session_timeout_minutes: float = 30.0) -> Outcome:
@@ -58,7 +62,7 @@ def dispatch(engine: Engine, message: BaseMessage, session_timeout_minutes: floa
         return _event(engine, message)
     release_if_idle(engine, user, session_timeout_minutes)
     if kind == "text":
-        return _text(engine, user, message.content or "")
+        return _text(engine, user, _clicked(engine, message) or message.content or "")
     if kind == "voice" and (message.recognition or "").strip():
         return _text(engine, user, message.recognition)
     # Images, voice without recognition, locations, links, videos, files, mini-program cards.
@@ -72,6 +76,19 @@ def dispatch(engine: Engine, message: BaseMessage, session_timeout_minutes: floa
     return Outcome(text=say(language, key), language=language)
 
 
+def _clicked(engine: Engine, message: BaseMessage) -> str:
+    """A click on a menu message (``bizmsgmenuid``: the item's number) as the number typed, while
+    the list it answers is still the one awaited; otherwise "" and the item's text is the
+    question (a click on an old menu asks what it says, instead of picking from a newer list)."""
+    item = str(getattr(message, "_data", {}).get("bizmsgmenuid") or "").strip()
+    if not item.isdigit():
+        return ""
+    awaiting = engine.conversation(CHANNEL, message.source).awaiting
+    if awaiting == Awaiting.MENU or (awaiting == Awaiting.POPULAR and item != NONE_OF_THESE):
+        return item
+    return ""
+
+
 def _text(engine: Engine, user: str, text: str) -> Outcome:
     turn = engine.handle(CHANNEL, user, text)
     language = turn.replies[0].language if turn.replies else engine.conversation(CHANNEL, user).language
@@ -83,7 +100,8 @@ def _event(engine: Engine, message: BaseMessage) -> Outcome:
     language = engine.conversation(CHANNEL, user).language
     if event in WELCOME_EVENTS:
         engine.note(CHANNEL, user, "subscribed")
-        return Outcome(text=render(engine.welcome(CHANNEL, user, language)), language=language)
+        welcome = engine.welcome(CHANNEL, user, language)
+        return Outcome(text=render(welcome), replies=[welcome], language=language)
     if event == "unsubscribe":
         # Recorded with the conversation (and on an open ticket, for the agent); nothing to send.
         engine.note(CHANNEL, user, "unsubscribed", for_agent="the customer unfollowed the account")

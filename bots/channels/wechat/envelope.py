@@ -162,7 +162,7 @@ def _xml(body: bytes) -> dict[str, Any]:
 _TEXT_FIELDS = frozenset(
     "ToUserName FromUserName CreateTime MsgType MsgId MsgDataId Idx Content Recognition MediaId Format "
     "ThumbMediaId PicUrl Location_X Location_Y Scale Label Title Description Url Event EventKey Ticket "
-    "Latitude Longitude Precision KfAccount FromKfAccount ToKfAccount CloseType".split()
+    "Latitude Longitude Precision KfAccount FromKfAccount ToKfAccount CloseType bizmsgmenuid".split()
 )
 """The fields the bot reads as text. WeChat never sends them with child elements or attributes."""
 

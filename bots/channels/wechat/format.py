@@ -3,19 +3,26 @@
 WeChat shows no buttons or markup in a text message and refuses a text longer than 2,048 bytes
 (UTF-8), so an answer is the three steps as plain lines (the conclusion first, then the reason,
 then the steps as ①②③), feedback is "reply 1 / 2", and a long text is cut into pieces at
-paragraph or line boundaries, never inside a character.
+paragraph or line boundaries, never inside a character. A numbered list sent through the
+customer-service API becomes WeChat's clickable menu message instead (:func:`menu_message`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from bots.replies.messages import say
 from bots.replies.reply import Reply
+from kb.vocabulary import ReplyKind
 
 MAX_BYTES = 2048
 """WeChat's limit for one text message (passive reply or customer-service message)."""
+MENU_ITEMS = 10
+"""The most items one ``msgmenu`` shows."""
+NONE_OF_THESE = "0"
+"""The menu item that hands the customer to a person, numbered as in the text list."""
 
 _SENTENCE_END = re.compile(r"(?<=[。！？；!?;.])")
 
@@ -28,6 +35,21 @@ def render(reply: Reply) -> str:
     """One reply as WeChat plain text."""
     # A numbered list (a menu, the welcome's popular questions) is answered with its number.
     return reply.plain(numbering="circled", feedback_hint=True)
+
+
+def menu_message(reply: Reply) -> dict[str, Any] | None:
+    """A reply with numbered choices as WeChat's clickable menu (``msgmenu``), or None for one
+    without. Item ids are the numbers of the text list, so that a click (which comes back with
+    ``bizmsgmenuid``) answers the list as typing the number would; a menu of entries ends with
+    "none of these" (0: a person), like the text's "reply 0"."""
+    if not reply.options:
+        return None
+    menu = reply.kind == ReplyKind.MENU
+    head = say(reply.language, "wechat_menu") if menu else reply.text
+    items = [{"id": str(i + 1), "content": option} for i, option in enumerate(reply.options[: MENU_ITEMS - 1])]
+    if menu:
+        items.append({"id": NONE_OF_THESE, "content": say(reply.language, "wechat_none_of_these")})
+    return {"head_content": "\n\n".join(p for p in (reply.notice, head) if p), "list": items, "tail_content": ""}
 
 
 def render_all(replies: Iterable[Reply]) -> str:

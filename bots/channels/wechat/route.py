@@ -46,7 +46,7 @@ from bots.channels.wechat.envelope import (
     text_reply,
     transfer_reply,
 )
-from bots.channels.wechat.format import render, shorten, split
+from bots.channels.wechat.format import shorten, split
 from bots.channels.wechat.sessions import release_idle
 from bots.channels.wechat.settings import CHANNEL, WeChatSettings, load_wechat_settings
 from bots.conversation import Engine
@@ -219,24 +219,28 @@ class WeChatWebhook:
         if not first or outcome is None:
             return  # a retry: the first delivery answers
         await dedup.record_reply(self.claims, key, SUCCESS, self.quick.limiter)
+        replies: list[Reply] = []
         texts = outcome.notices if outcome.transfer else ([outcome.text] if outcome.text else [])
         if outcome.transfer:
             # WeChat got ``success``, not ``transfer_customer_service``: this message never
             # reached its agent system. The ticket stays open, so the customer's next message is
             # transferred; say so, so that they write one.
             texts = [*texts, say(outcome.language, "wechat_late_transfer")]
-        if not texts:
+        elif outcome.replies:
+            # Sent as replies, not as their text: a menu goes out clickable.
+            replies, texts = outcome.replies, []
+        if not (texts or replies):
             return
         if self.client is None:
             log.warning("a late answer to %s is dropped: set app_id and app_secret to send it", _short(user))
             return
-        await self._push(user, texts)
+        await self._push(user, texts, replies)
 
-    async def _push(self, user: str, texts: list[str]) -> None:
-        """Send texts through the customer-service API; a failure is logged, never raised."""
+    async def _push(self, user: str, texts: list[str], replies: list[Reply] | None = None) -> None:
+        """Send replies, then texts, through the customer-service API; a failure is logged, never raised."""
         assert self.client is not None
         try:
-            await self.sends.run(self.client.send_texts, user, texts)
+            await self.sends.run(self.client.send_replies, user, replies or [], texts)
         except Exception:
             log.exception("customer-service message to %s failed", _short(user))
 
@@ -244,7 +248,7 @@ class WeChatWebhook:
         """The channel's sender for agents' replies (see :meth:`ChannelHub.register_sender`)."""
         assert self.client is not None
         try:
-            await self.sends.run(self.client.send_texts, user_id, [render(r) for r in replies])
+            await self.sends.run(self.client.send_replies, user_id, replies)
         except Exception as error:
             # The agent must know the customer did not get it (e.g. 48 hours since the last message).
             raise HTTPException(502, f"WeChat did not accept the message: {error}") from None
