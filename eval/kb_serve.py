@@ -28,10 +28,16 @@ _PATHS = {"": ("content_dir", "index_dir", "cache_path"), "engine": ("state_path
 """The paths of the configuration file, by section ("": the top level), relative to the file."""
 
 
-def configuration_copy(source: str | os.PathLike[str] | None, target: Path, sections: dict[str, dict[str, Any]]) -> Path:
+def configuration_copy(
+    source: str | os.PathLike[str] | None,
+    target: Path,
+    sections: dict[str, dict[str, Any]],
+    index_dir: Path | None = None,
+) -> Path:
     """Write to ``target`` the configuration at ``source`` (default: ``$KB_CONFIG``, else the
     repository's ``kb.toml``) with its paths made absolute and ``sections`` (``{"engine":
-    {"state_path": ...}}``) set over it; return ``target``."""
+    {"state_path": ...}}``) set over it (and ``index_dir``, to serve a build made elsewhere);
+    return ``target``."""
     source = source or os.environ.get("KB_CONFIG") or (ROOT / "kb.toml" if (ROOT / "kb.toml").exists() else None)
     data: dict[str, Any] = tomllib.loads(Path(source).read_text(encoding="utf-8")) if source else {}
     base = Path(source).resolve().parent if source else ROOT
@@ -44,6 +50,8 @@ def configuration_copy(source: str | os.PathLike[str] | None, target: Path, sect
                 table[key] = str(base / table[key])
     for name, values in sections.items():
         data[name] = {**data.get(name, {}), **values}
+    if index_dir is not None:
+        data["index_dir"] = str(index_dir.resolve())
     target.write_text(tomlkit.dumps(data), encoding="utf-8")
     return target
 

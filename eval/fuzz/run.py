@@ -20,6 +20,7 @@ from eval.fuzz import target
 from eval.fuzz.attacks import EXPECTED, PENDING, TRACKING, Factory, Probe, Sequence, sequences
 from eval.fuzz.fakes import FakeApis
 from eval.fuzz.schema import SchemaRun, run_schemathesis
+from eval.kb_serve import configuration_copy, free_port
 
 
 @dataclass
@@ -80,8 +81,8 @@ def fuzz(
         scratch = keep or Path(temporary)
         scratch.mkdir(parents=True, exist_ok=True)
         apis = FakeApis()
-        copy = target.configuration_copy(config, scratch / "kb.toml", target.sections(scratch, apis.base), index_dir)
-        port = target.free_port()
+        copy = configuration_copy(config, scratch / "kb.toml", target.sections(scratch, apis.base), index_dir)
+        port = free_port()
         log = scratch / "server.log"
         server = target.start(copy, port, log, target.environment(apis.base))
         base = f"http://127.0.0.1:{port}"

@@ -4,13 +4,10 @@ benchmarks' side; copied, since eval never imports bots)."""
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -26,47 +23,6 @@ TELEGRAM_SECRET = "fuzz_webhook-secret"
 AGENT_TOKEN = "fuzz-agent-token"
 API_TOKEN = "fuzz-api-token"
 """For ``KB_API_TOKEN`` once /api/ask takes one (issue 19, item 2); ignored before."""
-
-_PATHS = {"": ("content_dir", "index_dir", "cache_path"), "engine": ("state_path",), "orders": ("demo_path",)}
-
-
-def configuration_copy(
-    source: Path | None, target: Path, sections: dict[str, dict[str, Any]], index_dir: Path | None = None
-) -> Path:
-    """The configuration at ``source`` (default: ``$KB_CONFIG``, else the repository's
-    ``kb.toml``) with absolute paths and ``sections`` set over it (and ``index_dir``, to serve
-    a build made elsewhere), written to ``target``."""
-    source = source or (Path(os.environ["KB_CONFIG"]) if os.environ.get("KB_CONFIG") else ROOT / "kb.toml")
-    data: dict[str, Any] = tomllib.loads(source.read_text(encoding="utf-8")) if source.exists() else {}
-    base = source.resolve().parent
-    data.setdefault("content_dir", "content")
-    data.setdefault("index_dir", ".kb")
-    for section, keys in _PATHS.items():
-        table = data.get(section, {}) if section else data
-        for key in keys:
-            if key in table:
-                table[key] = str(base / table[key])
-    for name, values in sections.items():
-        data[name] = {**data.get(name, {}), **values}
-    if index_dir is not None:
-        data["index_dir"] = str(index_dir.resolve())
-    target.write_text(_toml(data), encoding="utf-8")
-    return target
-
-
-def _toml(data: dict[str, Any], prefix: str = "") -> str:
-    """TOML for a configuration: the scalars and lists of a table, then its sub-tables and arrays
-    of tables under dotted names (JSON strings are valid TOML basic strings)."""
-    lines, tables = [], []
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            tables.append(f"\n[{name}]\n" + _toml(value, f"{name}."))
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            tables.extend(f"\n[[{name}]]\n" + _toml(item, f"{name}.") for item in value)
-        else:
-            lines.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")
-    return "\n".join(lines) + "\n" + "".join(tables)
 
 
 def environment(api_base: str) -> dict[str, str]:
@@ -92,12 +48,6 @@ def sections(scratch: Path, api_base: str) -> dict[str, dict[str, Any]]:
         "wechat": {"api_base_url": f"{api_base}/cgi-bin/"},
         "telegram": {"base_url": f"{api_base}/bot"},
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(config: Path, port: int, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
