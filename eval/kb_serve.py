@@ -62,10 +62,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(config: Path, port: int, log: Path, env: dict[str, str] | None = None, workers: int = 1) -> subprocess.Popen[bytes]:
+def start(
+    config: Path, port: int, log: Path, env: dict[str, str] | None = None, workers: int = 1, log_level: str = "warning"
+) -> subprocess.Popen[bytes]:
     """``kb --config CONFIG serve [--workers N]`` on ``127.0.0.1:port``, its output into ``log``;
     returns once every worker answers ``/healthz`` (or exits when the server does not start)."""
-    command = [sys.executable, "-m", "bots.cli", "--config", str(config), "serve", "--port", str(port), "--log-level", "warning"]
+    command = [sys.executable, "-m", "bots.cli", "--config", str(config), "serve", "--port", str(port), "--log-level", log_level]
     command += ["--workers", str(workers)] if workers > 1 else []
     with log.open("wb") as output:
         server = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, env=env)

@@ -20,7 +20,7 @@ from eval.fuzz import target
 from eval.fuzz.attacks import EXPECTED, PENDING, TRACKING, Factory, Probe, Sequence, sequences
 from eval.fuzz.fakes import FakeApis
 from eval.fuzz.schema import SchemaRun, run_schemathesis
-from eval.kb_serve import configuration_copy, free_port
+from eval.kb_serve import configuration_copy, free_port, start, stop
 
 
 @dataclass
@@ -84,7 +84,7 @@ def fuzz(
         copy = configuration_copy(config, scratch / "kb.toml", target.sections(scratch, apis.base), index_dir)
         port = free_port()
         log = scratch / "server.log"
-        server = target.start(copy, port, log, target.environment(apis.base))
+        server = start(copy, port, log, target.environment(apis.base), log_level="info")  # the access log is read
         base = f"http://127.0.0.1:{port}"
         result = Result()
         try:
@@ -95,7 +95,7 @@ def fuzz(
             state = scratch / "state.sqlite"
             running = _search({"database": state, "WAL": Path(f"{state}-wal")}, result.sent_pii)
         finally:
-            target.stop(server)
+            stop(server)
             apis.close()
         after = _search({"database": state, "WAL": Path(f"{state}-wal"), "log": log}, result.sent_pii)
         for where, values in {**running, **after}.items():
