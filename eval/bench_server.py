@@ -38,7 +38,7 @@ from eval.dataset import load_queries
 from eval.kb_serve import configuration_copy, cpu_seconds, engine_times, free_port, processes, resident_mb, start, stop
 from eval.loopback import Connections, http_post
 from eval.metrics import percentile
-from eval.postgres_cluster import INSTALL, PostgresServer, binaries
+from eval.postgres_cluster import PostgresServer, cluster_for
 from kb.environment import set_environment_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -231,12 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     set_environment_defaults()
     from eval.report import machine  # loads the retriever (FAISS...): after the environment is set
 
-    cluster = None
-    if "postgres" in args.state:
-        bin_dir = binaries()
-        if bin_dir is None:
-            raise SystemExit(f"PostgreSQL is not installed ({INSTALL}), or run with --state sqlite")
-        cluster = PostgresServer(bin_dir)
+    cluster = cluster_for(args.state)
     print(f"{machine()}; {args.concurrency} clients on loopback, {args.requests} requests in the Zipf stream")
     load_before = os.getloadavg()[0]
     runs: list[Run] = []

@@ -42,7 +42,7 @@ from eval.bench_server import questions
 from eval.kb_serve import configuration_copy, cpu_seconds, engine_times, free_port, processes, start, stop
 from eval.loopback import Connections, http_post
 from eval.metrics import percentile
-from eval.postgres_cluster import INSTALL, PostgresServer, binaries
+from eval.postgres_cluster import PostgresServer, cluster_for
 from kb.environment import set_environment_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,12 +184,7 @@ def run(args: argparse.Namespace) -> int:
         f"{machine()}; {args.mode} mode, {arrival}, {args.messages_per_user} message(s) per customer, "
         f"max_concurrent_answers {args.max_concurrent_answers}"
     )
-    cluster = None
-    if "postgres" in args.state:
-        bin_dir = binaries()
-        if bin_dir is None:
-            raise SystemExit(f"PostgreSQL is not installed ({INSTALL}), or run with --state sqlite")
-        cluster = PostgresServer(bin_dir)
+    cluster = cluster_for(args.state)
     rows: list[str] = []
     try:
         with tempfile.TemporaryDirectory() as folder:

@@ -32,6 +32,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def cluster_for(states: list[str]) -> PostgresServer | None:
+    """A throwaway cluster when a benchmark measures the ``postgres`` state, else None."""
+    if "postgres" not in states:
+        return None
+    bin_dir = binaries()
+    if bin_dir is None:
+        raise SystemExit(f"PostgreSQL is not installed ({INSTALL}), or run with --state sqlite")
+    return PostgresServer(bin_dir)
+
+
 class PostgresServer:
     """One cluster; :meth:`new_database` gives each test (or benchmark run) its own empty database."""
 
