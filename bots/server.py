@@ -76,7 +76,12 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(engine.retriever.warm_up)
-        loops = [lambda: _reload_loop(engine, reload_every), lambda: _escalation_loop(hub), *hub.loops]
+        loops = [
+            lambda: _reload_loop(engine, reload_every),
+            lambda: _escalation_loop(hub),
+            lambda: _tidy_loop(engine),
+            *hub.loops,
+        ]
         tasks = [asyncio.create_task(loop()) for loop in loops]
         try:
             yield
@@ -220,3 +225,15 @@ async def _escalation_loop(hub: ChannelHub, every: float = 60.0) -> None:
         except Exception:
             log.exception("escalation check failed")
         await asyncio.sleep(every)
+
+
+async def _tidy_loop(engine: Engine, every: float = 600.0) -> None:
+    """Forget the shared answers that no longer serve, now and then (any worker may: it is idempotent)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            forgotten = await run_in_threadpool(engine.forget_stale_answers)
+            if forgotten:
+                log.info("forgot %d shared answers of other builds or days", forgotten)
+        except Exception:
+            log.exception("could not forget stale shared answers")

@@ -5,7 +5,7 @@ Public API: :class:`Retriever` (``ask``), :class:`Answer`, :func:`render_answer`
 
 from retriever.answer import Answer, RunnerUp
 from retriever.confidence import confidence
-from retriever.pipeline import IndexMismatch, Retriever
+from retriever.pipeline import IndexMismatch, Retriever, SharedAnswers
 from retriever.render import format_steps, render_answer
 
-__all__ = ["Answer", "IndexMismatch", "Retriever", "RunnerUp", "confidence", "format_steps", "render_answer"]
+__all__ = ["Answer", "IndexMismatch", "Retriever", "RunnerUp", "SharedAnswers", "confidence", "format_steps", "render_answer"]

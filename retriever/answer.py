@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from kb.model import FaqEntry, PolicyChunk, Record, Steps
@@ -61,6 +62,19 @@ class Answer:
         data["confidence"] = round(self.confidence, 4)
         data["latency_ms"] = round(self.latency_ms, 2)
         return data
+
+    def to_json(self) -> str:
+        """The decision as JSON, without the customer's question (what workers share: nothing
+        the customer wrote); :meth:`from_json` reads it back."""
+        return json.dumps(asdict(replace(self, question="")), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Answer:
+        data = json.loads(text)
+        steps = Steps(**data["steps"]) if data["steps"] else None
+        options = [RunnerUp(**o) for o in data["options"]]
+        candidates = [RunnerUp(**c) for c in data["candidates"]]
+        return cls(**{**data, "steps": steps, "options": options, "candidates": candidates})
 
 
 def pick_version(versions: list[Record], language: str) -> Record:

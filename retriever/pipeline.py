@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import threading
 import time
 from collections import OrderedDict
 from datetime import date
 from functools import partial
+from typing import Protocol
 
 from haystack import Pipeline
 
@@ -32,6 +34,21 @@ from retriever.threads import limit_query_threads
 
 class IndexMismatch(RuntimeError):
     """The configured embedders are not the ones the knowledge base was built with."""
+
+
+class SharedAnswers(Protocol):
+    """Answers every worker shares, behind each worker's own: a popular question is answered
+    once for all of them, and a worker that starts (or restarts) finds them ready. The state
+    store fills this role (:mod:`bots.store`)."""
+
+    def shared_answer(self, key: str) -> str | None:
+        """The answer (:meth:`Answer.to_json`) shared under ``key``, if any."""
+        ...
+
+    def share_answer(self, key: str, build: str, question: str, answer: str) -> None:
+        """Share ``answer`` under ``key``. ``question`` is not kept: it lets the keeper decline
+        questions that carry personal data."""
+        ...
 
 
 def build_pipeline(config: Config, kb: KnowledgeBase, today: date | None = None) -> Pipeline:
@@ -84,18 +101,19 @@ class Retriever:
     that are under way.
     """
 
-    def __init__(self, config: Config, kb: KnowledgeBase, today: date | None = None) -> None:
+    def __init__(self, config: Config, kb: KnowledgeBase, today: date | None = None, shared: SharedAnswers | None = None) -> None:
         limit_query_threads()
         self.config = config
         self.today = today
+        self.shared = shared
         self._state = (kb, build_pipeline(config, kb, today))
         self._reload_lock = threading.Lock()
         self._answers: OrderedDict[tuple[str, date, str, bool], Answer] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, config: Config, today: date | None = None) -> Retriever:
-        return cls(config, KnowledgeBase.load(config.index_dir), today)
+    def from_config(cls, config: Config, today: date | None = None, shared: SharedAnswers | None = None) -> Retriever:
+        return cls(config, KnowledgeBase.load(config.index_dir), today, shared)
 
     @property
     def kb(self) -> KnowledgeBase:
@@ -118,7 +136,8 @@ class Retriever:
 
     def ask(self, question: str) -> Answer:
         """The answer to ``question``. Customers ask the same few questions over and over, so
-        answers are kept per build for the most recent distinct (normalised) questions."""
+        answers are kept per build for the most recent distinct (normalised) questions, and
+        shared with the other workers when there is a :class:`SharedAnswers`."""
         started = time.perf_counter()
         kb = self.kb
         # The day is part of the key: an entry may expire at midnight (valid_until).
@@ -127,14 +146,24 @@ class Retriever:
             cached = self._answers.get(key)
             if cached is not None:
                 self._answers.move_to_end(key)
+        if cached is None and self.shared is not None:
+            stored = self.shared.shared_answer(_shared_key(key))
+            if stored is not None:
+                cached = Answer.from_json(stored)
+                self._keep(key, cached)
         if cached is not None:
             return dataclasses.replace(cached, question=question, latency_ms=(time.perf_counter() - started) * 1000)
         answer = self._ask(question)
+        if self.shared is not None:
+            self.shared.share_answer(_shared_key(key), kb.build_id, question, answer.to_json())
+        self._keep(key, answer)
+        return answer
+
+    def _keep(self, key: tuple[str, date, str, bool], answer: Answer) -> None:
         with self._cache_lock:
             self._answers[key] = answer
             while len(self._answers) > self.config.retrieval.answer_cache_size:
                 self._answers.popitem(last=False)
-        return answer
 
     def _ask(self, question: str) -> Answer:
         started = time.perf_counter()
@@ -193,3 +222,9 @@ class Retriever:
             steps=steps_for(record),
             build=kb.build_id,
         )
+
+
+def _shared_key(key: tuple[str, date, str, bool]) -> str:
+    """A digest of a cache key: what is shared does not hold the customer's words."""
+    build, day, text, long = key
+    return hashlib.sha256(f"{build}\n{day.isoformat()}\n{int(long)}\n{text}".encode()).hexdigest()

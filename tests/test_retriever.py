@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from datetime import date
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from ingest import build
 from kb.config import ThresholdConfig
 from kb.text import detect_language, keyword_tokens, normalize
-from retriever import Retriever, render_answer
+from retriever import Answer, Retriever, render_answer
 
 
 def test_normalize_folds_scripts_widths_case_and_emoji():
@@ -243,3 +244,24 @@ def test_branches_are_split_into_lanes_slowest_first():
     assert dense._plan(["a", "b", "c", "d"]) == [["a"], ["b", "c", "d"]]
     assert dense._plan(["b", "c"]) == [["b"], ["c"]]
     assert DenseRetrievers({"a": None}, lanes=4)._plan(["a"]) == [["a"]]
+
+
+def test_workers_share_answers_through_the_state_store_except_to_questions_with_personal_data(sample_config, sample, state):
+    computed: list[str] = []
+
+    class Worker(Retriever):
+        def _ask(self, question: str) -> Answer:
+            computed.append(question)
+            return super()._ask(question)
+
+    first, second = (Worker(sample_config, sample.kb, shared=state.shared()) for _ in range(2))
+    answer = first.ask("东西坏了能退吗")
+    again = second.ask("東西壞了能退嗎？")  # the same question once normalised, on the other worker
+    assert computed == ["东西坏了能退吗"]
+    assert again.question == "東西壞了能退嗎？" and again.entry_id == "return-quality-problem"
+    assert dataclasses.replace(again, question=answer.question, latency_ms=answer.latency_ms) == answer
+    assert Answer.from_json(answer.to_json()) == dataclasses.replace(answer, question="")
+    private = "我的手机13812345678收不到退款"
+    first.ask(private)
+    second.ask(private)
+    assert computed.count(private) == 2  # never shared: each worker answered it itself

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -38,6 +39,38 @@ def test_the_transcript_keeps_the_last_messages_in_order(state):
         store.add_message("wechat", "u1", "customer", f"message {n}", float(n))
     store.add_message("wechat", "u2", "customer", "someone else", 9.0)
     assert [m.text for m in store.recent_messages("wechat", "u1", limit=3)] == ["message 2", "message 3", "message 4"]
+
+
+def test_a_turn_adds_the_message_before_it_reads_and_saves_with_its_logged_question(state):
+    store = state.fresh()
+    store.save_conversation(Conversation("wechat", "u1", language="en", failed_count=1))
+    begun = store.begin_turn("wechat", "u1", "call me on 13812345678", 7.0)
+    assert (begun.language, begun.failed_count) == ("en", 1)
+    [said] = store.recent_messages("wechat", "u1")
+    assert said.author == "customer" and said.at == 7.0 and "13812345678" not in said.text and said.text.startswith("call me")
+    assert store.begin_turn("wechat", "new", "hi", 8.0) == Conversation("wechat", "new")  # a first message
+    begun.failed_count, begun.context = 0, {"popular": ["退货 13812345678"]}
+    store.end_turn(begun, LoggedQuestion(9.0, "wechat", "en", "call me on 13812345678", Outcome.HANDOFF, "requested"))
+    back = store.conversation("wechat", "u1")
+    assert back.failed_count == 0 and "13812345678" not in str(back.context)
+    [logged] = store.questions(since=8.5)
+    assert logged.outcome == Outcome.HANDOFF and logged.reason == "requested" and "13812345678" not in logged.question
+    with pytest.raises(ValueError):
+        store.begin_turn("fax", "u1", "hello", 10.0)  # channels are a closed set here too
+
+
+def test_answers_are_shared_between_workers_but_never_one_to_a_question_with_personal_data(state):
+    a, b = state.shared(), state.shared()
+    a.share_answer("k1", "build-1", "东西坏了能退吗", '{"action": "answer"}')
+    a.share_answer("k1", "build-1", "东西坏了能退吗", '{"action": "menu"}')  # a second worker's: the first stays
+    assert b.shared_answer("k1") == '{"action": "answer"}' and b.shared_answer("k2") is None
+    b.share_answer("k2", "build-1", "我的手机 13812345678 收不到验证码", '{"action": "answer"}')
+    assert a.shared_answer("k2") is None
+    a.share_answer("k3", "build-0", "where is my order", "{}")
+    assert b.forget_answers("build-1", before=0.0) == 1  # another build's
+    assert a.shared_answer("k3") is None and a.shared_answer("k1") is not None
+    assert b.forget_answers("build-1", before=time.time() + 1) == 1  # older than asked: yesterday's
+    assert a.shared_answer("k1") is None
 
 
 def test_one_open_ticket_per_customer_even_when_two_workers_hand_off_at_once(state):

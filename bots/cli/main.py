@@ -170,8 +170,9 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
     print(f"Serving on http://{args.host}:{args.port} with {args.workers} worker processes", file=sys.stderr)
     if notice:
         print(notice, file=sys.stderr)
-    uvicorn.run("bots.server:app_from_environment", factory=True, workers=args.workers, **options)
-    return 0
+    from bots.cli.workers import serve_workers
+
+    return serve_workers(args.host, args.port, args.workers, options)
 
 
 def _open_state(config: Config):

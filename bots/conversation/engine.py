@@ -80,9 +80,12 @@ class Engine:
     @classmethod
     def from_config(cls, config: Config, retriever: Retriever | None = None, settings: Settings | None = None) -> Engine:
         settings = settings or load_settings(config)
+        store = open_store(settings.engine)
         return cls(
-            retriever or Retriever.from_config(config),
-            open_store(settings.engine),
+            # Its answers shared through the store with every other worker (a retriever passed in
+            # is used as it is).
+            retriever or Retriever.from_config(config, shared=store),
+            store,
             open_backend(settings.orders),
             settings.engine,
             settings.orders.number_pattern,
@@ -97,21 +100,25 @@ class Engine:
             self._triggers = cached
         return cached[1]
 
+    def forget_stale_answers(self) -> int:
+        """Drop the answers workers share that no longer serve: other builds', and yesterday's
+        (the day is part of their key). How many went."""
+        return self.store.forget_answers(self.retriever.kb.build_id, self.clock() - 86_400)
+
     # customers
 
     def handle(self, channel: str, user_id: str, text: str) -> Turn:
         """A customer's message: what to reply, and whether a ticket was opened."""
         with self._lock(channel, user_id):
             started = time.perf_counter()
-            conversation = self.store.conversation(channel, user_id)
-            message = read_message(text, conversation.language, self.settings.max_message_chars)
-            conversation.language = message.language
             now = self.clock()
-            self.store.add_message(channel, user_id, "customer", message.text or message.raw, now)
+            message = read_message(text, "", self.settings.max_message_chars)
+            conversation = self.store.begin_turn(channel, user_id, message.text or message.raw, now)
+            # A message without words keeps the conversation's language.
+            message.language = conversation.language = message.language or conversation.language
             turn = self._respond(conversation, message)
             conversation.updated_at = now
-            self.store.save_conversation(conversation)
-            self._record(conversation, message, turn, started)
+            self.store.end_turn(conversation, self._logged(conversation, message, turn, started))
             return turn
 
     def feedback(self, channel: str, user_id: str, solved: bool) -> Turn:
@@ -371,7 +378,7 @@ class Engine:
 
     # the question log
 
-    def _record(self, conversation: Conversation, message: Message, turn: Turn, started: float) -> None:
+    def _logged(self, conversation: Conversation, message: Message, turn: Turn, started: float) -> LoggedQuestion:
         answer = turn.answer
         first = turn.replies[0] if turn.replies else None
         reason = None
@@ -383,17 +390,15 @@ class Engine:
             outcome = first.kind
             if first.kind == ReplyKind.HANDOFF and turn.ticket:
                 reason = turn.ticket.reason
-        self.store.log_question(
-            LoggedQuestion(
-                at=self.clock(),
-                channel=conversation.channel,
-                language=message.language,
-                question=message.text or message.raw,
-                outcome=outcome,
-                reason=reason,
-                confidence=round(answer.confidence, 4) if answer else None,
-                entry_id=(first.entry_id if first else None) or (answer.entry_id if answer else None),
-                latency_ms=round((time.perf_counter() - started) * 1000, 2),
-                build=self.retriever.kb.build_id,
-            )
+        return LoggedQuestion(
+            at=self.clock(),
+            channel=conversation.channel,
+            language=message.language,
+            question=message.text or message.raw,
+            outcome=outcome,
+            reason=reason,
+            confidence=round(answer.confidence, 4) if answer else None,
+            entry_id=(first.entry_id if first else None) or (answer.entry_id if answer else None),
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            build=self.retriever.kb.build_id,
         )

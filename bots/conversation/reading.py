@@ -25,7 +25,8 @@ class Message:
 
 
 def read_message(text: str, language: str, limit: int) -> Message:
-    """The message, read. ``language`` is the conversation's, kept when the text has no words."""
+    """The message, read. ``language`` is the conversation's, kept when the text has no words
+    (``""`` when it is not known yet: the caller fills it in)."""
     text = unicodedata.normalize("NFC", text or "")
     cleaned = _UNPRINTABLE.sub("", text).strip()
     if len(cleaned) < len(text.strip()) / 2:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from bots.settings import EngineSettings
 from bots.store.protocols import (
     Accounts,
+    Answers,
     Claims,
     Conversations,
     Feedback,
@@ -23,6 +24,7 @@ from bots.store.protocols import (
     SharedValues,
     StateStore,
     Tickets,
+    Turns,
 )
 from bots.store.records import (
     Account,
@@ -52,6 +54,7 @@ def open_store(settings: EngineSettings, migrate: bool = True) -> StateStore:
 __all__ = [
     "Account",
     "Accounts",
+    "Answers",
     "Claims",
     "Conversation",
     "Conversations",
@@ -69,6 +72,7 @@ __all__ = [
     "StateStore",
     "Ticket",
     "TicketMessage",
+    "Turns",
     "Tickets",
     "new_ticket_id",
     "open_store",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,7 +22,7 @@ from psycopg_pool import ConnectionPool
 
 from bots.pii import mask_text
 from bots.store.records import Account, Conversation, DeskSession, FeedbackEvent, LoggedQuestion, Pick, Ticket, TicketMessage
-from bots.store.sql import masked, take_lease_sql
+from bots.store.sql import conversation_values, log_question_sql, log_values, shareable, take_lease_sql
 from kb.vocabulary import OPEN_TICKET_STATES, PRIORITY_ORDER, check_channel
 
 # pg_advisory_xact_lock keys: any constant unlikely to be used by another application on the database.
@@ -105,7 +106,23 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE claims ADD COLUMN holder TEXT NOT NULL DEFAULT '';
     """,
+    # 6: answers shared by the workers (retriever.SharedAnswers), under a digest of the question
+    """
+    CREATE TABLE answers (key TEXT PRIMARY KEY, build TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, answer TEXT NOT NULL);
+    CREATE INDEX answers_by_time ON answers (at);
+    """,
 ]
+
+
+_ADD_MESSAGE = (
+    "INSERT INTO messages (channel, user_id, at, author, text) VALUES (%(channel)s, %(user_id)s, %(at)s, %(author)s, %(text)s)"
+)
+_LOG_QUESTION = log_question_sql(lambda name: f"%({name})s")
+
+
+def _conversation(row: dict[str, Any]) -> Conversation:
+    row["context"] = json.loads(row["context"])
+    return Conversation(**row)
 
 
 def _ticket(row: dict[str, Any]) -> Ticket:
@@ -206,7 +223,7 @@ class PostgresStateStore:
         with self._connection() as db:
             yield db
 
-    def _query(self, sql: str, args: tuple = ()) -> list[dict[str, Any]]:
+    def _query(self, sql: str, args: tuple | dict[str, Any] = ()) -> list[dict[str, Any]]:
         with self._connection() as db:
             return _run(db, sql, args).fetchall()
 
@@ -217,32 +234,35 @@ class PostgresStateStore:
 
     def conversation(self, channel: str, user_id: str) -> Conversation:
         rows = self._query("SELECT * FROM conversations WHERE channel = %s AND user_id = %s", (channel, user_id))
-        if not rows:
-            return Conversation(channel, user_id)
-        data = rows[0]
-        data["context"] = json.loads(data["context"])
-        return Conversation(**data)
+        return _conversation(rows[0]) if rows else Conversation(channel, user_id)
 
     def save_conversation(self, conversation: Conversation) -> None:
-        c = conversation
-        check_channel(c.channel)
-        values = {
-            "channel": c.channel, "user_id": c.user_id, "state": c.state, "ticket_id": c.ticket_id,
-            "language": c.language, "awaiting": c.awaiting,
-            "context": json.dumps(masked(c.context), ensure_ascii=False), "clarify_count": c.clarify_count,
-            "failed_count": c.failed_count, "last_entry_id": c.last_entry_id, "updated_at": c.updated_at,
-        }  # fmt: skip
+        values = conversation_values(conversation)
         with self._statement() as db:
             _run(db, _upsert("conversations", values, ("channel", "user_id")), values)
 
     def add_message(self, channel: str, user_id: str, author: str, text: str, at: float) -> None:
         check_channel(channel)
         with self._statement() as db:
-            _run(
-                db,
-                "INSERT INTO messages (channel, user_id, at, author, text) VALUES (%s, %s, %s, %s, %s)",
-                (channel, user_id, at, author, mask_text(text)),
-            )
+            _run(db, _ADD_MESSAGE, {"channel": channel, "user_id": user_id, "at": at, "author": author, "text": mask_text(text)})
+
+    # a customer's turn: one statement at its start, one at its end (data-modifying WITH clauses)
+
+    def begin_turn(self, channel: str, user_id: str, text: str, at: float) -> Conversation:
+        check_channel(channel)
+        values = {"channel": channel, "user_id": user_id, "at": at, "author": "customer", "text": mask_text(text)}
+        rows = self._query(
+            f"WITH added AS ({_ADD_MESSAGE}) SELECT * FROM conversations WHERE channel = %(channel)s AND user_id = %(user_id)s",
+            values,
+        )
+        return _conversation(rows[0]) if rows else Conversation(channel, user_id)
+
+    def end_turn(self, conversation: Conversation, entry: LoggedQuestion) -> None:
+        values = conversation_values(conversation)
+        with self._statement() as db:
+            _run(db, f"WITH logged AS ({_LOG_QUESTION}) {_upsert('conversations', values, ('channel', 'user_id'))}", {
+                **values, **log_values(entry)
+            })  # fmt: skip
 
     def recent_messages(self, channel: str, user_id: str, limit: int = 20) -> list[TicketMessage]:
         rows = self._query(
@@ -386,17 +406,8 @@ class PostgresStateStore:
         return {r["suggestion"]: r["decision"] for r in self._query("SELECT suggestion, decision FROM suggestion_decisions")}
 
     def log_question(self, entry: LoggedQuestion) -> None:
-        e = entry
         with self._statement() as db:
-            _run(
-                db,
-                "INSERT INTO question_log (at, channel, language, question, outcome, reason, confidence, entry_id,"
-                " latency_ms, build) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    e.at, e.channel, e.language, mask_text(e.question), e.outcome, e.reason, e.confidence,
-                    e.entry_id, e.latency_ms, e.build,
-                ),
-            )  # fmt: skip
+            _run(db, _LOG_QUESTION, log_values(entry))
 
     def questions(self, since: float = 0.0) -> list[LoggedQuestion]:
         rows = self._query(
@@ -434,6 +445,26 @@ class PostgresStateStore:
     def forget_claims(self, before: float) -> int:
         with self._statement() as db:
             return _run(db, "DELETE FROM claims WHERE at < %s", (before,)).rowcount
+
+    # answers shared by the workers
+
+    def shared_answer(self, key: str) -> str | None:
+        rows = self._query("SELECT answer FROM answers WHERE key = %s", (key,))
+        return rows[0]["answer"] if rows else None
+
+    def share_answer(self, key: str, build: str, question: str, answer: str) -> None:
+        if not shareable(question):
+            return
+        with self._statement() as db:
+            _run(
+                db,
+                "INSERT INTO answers (key, build, at, answer) VALUES (%s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
+                (key, build, time.time(), answer),
+            )
+
+    def forget_answers(self, keep_build: str, before: float) -> int:
+        with self._statement() as db:
+            return _run(db, "DELETE FROM answers WHERE build <> %s OR at < %s", (keep_build, before)).rowcount
 
     def get_value(self, key: str, now: float) -> str | None:
         rows = self._query("SELECT value, expires_at FROM shared_values WHERE key = %s", (key,))

@@ -22,6 +22,19 @@ class Conversations(Protocol):
     def recent_messages(self, channel: str, user_id: str, limit: int = 20) -> list[TicketMessage]: ...
 
 
+class Turns(Protocol):
+    """A customer's message as the engine handles it, in two calls that are each one round trip
+    to the store (with PostgreSQL over a network, the round trips are most of a turn's cost)."""
+
+    def begin_turn(self, channel: str, user_id: str, text: str, at: float) -> Conversation:
+        """The customer's conversation, once their message ``text`` is in its transcript."""
+        ...
+
+    def end_turn(self, conversation: Conversation, entry: LoggedQuestion) -> None:
+        """Save the conversation and log the question it was asked, together."""
+        ...
+
+
 class Tickets(Protocol):
     """Handoff tickets: at most one open per customer."""
 
@@ -87,6 +100,18 @@ class Claims(Protocol):
     def forget_claims(self, before: float) -> int: ...
 
 
+class Answers(Protocol):
+    """The retriever's answers shared by every worker (:class:`retriever.SharedAnswers`), kept
+    under a digest of the question, never its words; an answer to a question that carries
+    personal data is not shared."""
+
+    def shared_answer(self, key: str) -> str | None: ...
+    def share_answer(self, key: str, build: str, question: str, answer: str) -> None: ...
+    def forget_answers(self, keep_build: str, before: float) -> int:
+        """Drop the answers of builds other than ``keep_build`` and those shared before ``before``."""
+        ...
+
+
 class SharedValues(Protocol):
     """Small values every worker shares, with an expiry (a channel's access token)."""
 
@@ -128,7 +153,19 @@ class Leases(Protocol):
 
 
 class StateStore(
-    Conversations, Tickets, Feedback, QuestionLog, Learning, Claims, SharedValues, Limits, Leases, Accounts, Protocol
+    Conversations,
+    Turns,
+    Tickets,
+    Feedback,
+    QuestionLog,
+    Learning,
+    Claims,
+    Answers,
+    SharedValues,
+    Limits,
+    Leases,
+    Accounts,
+    Protocol,
 ):
     """Every role: what a backend implements."""
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 from bots.pii import mask_text
+from bots.store.records import Conversation, LoggedQuestion
+from kb.vocabulary import check_channel
 
 
 def take_lease_sql(named: Callable[[str], str]) -> str:
@@ -31,3 +34,37 @@ def masked(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [masked(item) for item in value]
     return value
+
+
+def conversation_values(conversation: Conversation) -> dict[str, Any]:
+    """A conversation's row, its context masked (the channel checked: a closed set)."""
+    c = conversation
+    check_channel(c.channel)
+    return {
+        "channel": c.channel, "user_id": c.user_id, "state": c.state, "ticket_id": c.ticket_id,
+        "language": c.language, "awaiting": c.awaiting,
+        "context": json.dumps(masked(c.context), ensure_ascii=False), "clarify_count": c.clarify_count,
+        "failed_count": c.failed_count, "last_entry_id": c.last_entry_id, "updated_at": c.updated_at,
+    }  # fmt: skip
+
+
+_LOG_COLUMNS = ("at", "channel", "language", "question", "outcome", "reason", "confidence", "entry_id", "latency_ms", "build")
+
+
+def log_question_sql(named: Callable[[str], str]) -> str:
+    """INSERT of a :func:`log_values` row into the question log; ``named`` spells a named parameter."""
+    return f"INSERT INTO question_log ({', '.join(_LOG_COLUMNS)}) VALUES ({', '.join(named('q_' + c) for c in _LOG_COLUMNS)})"
+
+
+def log_values(entry: LoggedQuestion) -> dict[str, Any]:
+    """A logged question's row (its text masked), named ``q_<column>`` so that it can share a
+    statement's parameters with a conversation's."""
+    row = {**vars(entry), "question": mask_text(entry.question)}
+    return {f"q_{column}": row[column] for column in _LOG_COLUMNS}
+
+
+def shareable(question: str) -> bool:
+    """Whether workers may share the answer to ``question``: not when it carries personal data.
+    Only a digest of the question would be kept, but a digest of a short text with a phone number
+    in it can be found by trying numbers."""
+    return mask_text(question) == question

@@ -9,8 +9,10 @@ number, e-mail or street address is ever written.
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 from bots.pii import mask_text
 from bots.store.records import Account, Conversation, DeskSession, FeedbackEvent, LoggedQuestion, Pick, Ticket, TicketMessage
-from bots.store.sql import masked, take_lease_sql
+from bots.store.sql import conversation_values, log_question_sql, log_values, shareable, take_lease_sql
 from kb.vocabulary import OPEN_TICKET_STATES, PRIORITY_ORDER, check_channel
 
 MIGRATIONS: list[str] = [
@@ -95,7 +97,26 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE claims ADD COLUMN holder TEXT NOT NULL DEFAULT '';
     """,
+    # 6: answers shared by the workers (retriever.SharedAnswers), under a digest of the question
+    """
+    CREATE TABLE answers (key TEXT PRIMARY KEY, build TEXT NOT NULL, at REAL NOT NULL, answer TEXT NOT NULL);
+    CREATE INDEX answers_by_time ON answers (at);
+    """,
 ]
+
+
+_BUSY_SECONDS = 10.0
+"""How long a write waits for another process's write lock before it fails."""
+_FIRST_PAUSE, _LONGEST_PAUSE = 0.0002, 0.005
+
+_ADD_MESSAGE = "INSERT INTO messages (channel, user_id, at, author, text) VALUES (?, ?, ?, ?, ?)"
+_LOG_QUESTION = log_question_sql(lambda name: f":{name}")
+
+
+def _conversation(row: sqlite3.Row) -> Conversation:
+    data = dict(row)
+    data["context"] = json.loads(data["context"])
+    return Conversation(**data)
 
 
 def _ticket(row: sqlite3.Row) -> Ticket:
@@ -111,7 +132,7 @@ class SqliteStateStore:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=_BUSY_SECONDS)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -134,14 +155,36 @@ class SqliteStateStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        """A write transaction. While another process (a second worker) holds SQLite's write lock,
+        this one waits *without* its own lock, so that its other threads go on reading and
+        answering; SQLite's own busy wait would hold it, and stall the whole worker."""
+        deadline = time.monotonic() + _BUSY_SECONDS
+        pause = _FIRST_PAUSE
+        while True:
+            with self._lock:
+                if self._begin(deadline):
+                    try:
+                        yield self._db
+                    except BaseException:
+                        self._db.execute("ROLLBACK")
+                        raise
+                    self._db.execute("COMMIT")
+                    return
+            time.sleep(pause * random.uniform(0.5, 1.5))
+            pause = min(pause * 2, _LONGEST_PAUSE)
+
+    def _begin(self, deadline: float) -> bool:
+        """BEGIN IMMEDIATE at once: False when another process holds the write lock (until ``deadline``)."""
+        self._db.execute("PRAGMA busy_timeout = 0")
+        try:
             self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
                 raise
-            self._db.execute("COMMIT")
+            return False
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout = {int(_BUSY_SECONDS * 1000)}")
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
@@ -161,31 +204,32 @@ class SqliteStateStore:
 
     def conversation(self, channel: str, user_id: str) -> Conversation:
         rows = self._query("SELECT * FROM conversations WHERE channel = ? AND user_id = ?", (channel, user_id))
-        if not rows:
-            return Conversation(channel, user_id)
-        data = dict(rows[0])
-        data["context"] = json.loads(data["context"])
-        return Conversation(**data)
+        return _conversation(rows[0]) if rows else Conversation(channel, user_id)
 
     def save_conversation(self, conversation: Conversation) -> None:
-        c = conversation
-        check_channel(c.channel)
+        values = conversation_values(conversation)
         with self._transaction() as db:
-            values = {
-                "channel": c.channel, "user_id": c.user_id, "state": c.state, "ticket_id": c.ticket_id,
-                "language": c.language, "awaiting": c.awaiting,
-                "context": json.dumps(masked(c.context), ensure_ascii=False), "clarify_count": c.clarify_count,
-                "failed_count": c.failed_count, "last_entry_id": c.last_entry_id, "updated_at": c.updated_at,
-            }  # fmt: skip
             db.execute(_upsert("conversations", values, ("channel", "user_id")), values)
 
     def add_message(self, channel: str, user_id: str, author: str, text: str, at: float) -> None:
         check_channel(channel)
         with self._transaction() as db:
-            db.execute(
-                "INSERT INTO messages (channel, user_id, at, author, text) VALUES (?, ?, ?, ?, ?)",
-                (channel, user_id, at, author, mask_text(text)),
-            )
+            db.execute(_ADD_MESSAGE, (channel, user_id, at, author, mask_text(text)))
+
+    # a customer's turn: one transaction at its start, one at its end
+
+    def begin_turn(self, channel: str, user_id: str, text: str, at: float) -> Conversation:
+        check_channel(channel)
+        with self._transaction() as db:
+            db.execute(_ADD_MESSAGE, (channel, user_id, at, "customer", mask_text(text)))
+            row = db.execute("SELECT * FROM conversations WHERE channel = ? AND user_id = ?", (channel, user_id)).fetchone()
+        return _conversation(row) if row else Conversation(channel, user_id)
+
+    def end_turn(self, conversation: Conversation, entry: LoggedQuestion) -> None:
+        values = conversation_values(conversation)
+        with self._transaction() as db:
+            db.execute(_upsert("conversations", values, ("channel", "user_id")), values)
+            db.execute(_LOG_QUESTION, log_values(entry))
 
     def recent_messages(self, channel: str, user_id: str, limit: int = 20) -> list[TicketMessage]:
         rows = self._query(
@@ -310,16 +354,8 @@ class SqliteStateStore:
         return [FeedbackEvent(r["at"], r["channel"], r["entry_id"], bool(r["solved"])) for r in rows]
 
     def log_question(self, entry: LoggedQuestion) -> None:
-        e = entry
         with self._transaction() as db:
-            db.execute(
-                "INSERT INTO question_log (at, channel, language, question, outcome, reason, confidence, entry_id,"
-                " latency_ms, build) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    e.at, e.channel, e.language, mask_text(e.question), e.outcome, e.reason, e.confidence,
-                    e.entry_id, e.latency_ms, e.build,
-                ),
-            )  # fmt: skip
+            db.execute(_LOG_QUESTION, log_values(entry))
 
     def questions(self, since: float = 0.0) -> list[LoggedQuestion]:
         rows = self._query(
@@ -357,6 +393,25 @@ class SqliteStateStore:
     def forget_claims(self, before: float) -> int:
         with self._transaction() as db:
             return db.execute("DELETE FROM claims WHERE at < ?", (before,)).rowcount
+
+    # answers shared by the workers
+
+    def shared_answer(self, key: str) -> str | None:
+        rows = self._query("SELECT answer FROM answers WHERE key = ?", (key,))
+        return rows[0]["answer"] if rows else None
+
+    def share_answer(self, key: str, build: str, question: str, answer: str) -> None:
+        if not shareable(question):
+            return
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO answers (key, build, at, answer) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                (key, build, time.time(), answer),
+            )
+
+    def forget_answers(self, keep_build: str, before: float) -> int:
+        with self._transaction() as db:
+            return db.execute("DELETE FROM answers WHERE build <> ? OR at < ?", (keep_build, before)).rowcount
 
     # rate limits
 
