@@ -211,3 +211,21 @@ def test_the_state_url_takes_its_password_from_the_environment(monkeypatch):
         load_settings(Config(extra={"engine": {"state_url": "mysql://x"}}))
     monkeypatch.setenv("KB_STATE_URL", "postgresql://other@db2/kb")
     assert load_settings(config).engine.state_url == "postgresql://other@db2/kb"
+
+
+def test_a_sqlite_writer_waiting_for_another_process_does_not_hold_up_its_own_readers(tmp_path):
+    from bots.store import SqliteStateStore
+
+    other, mine = SqliteStateStore(tmp_path / "s.sqlite"), SqliteStateStore(tmp_path / "s.sqlite")
+    mine.set_value("seen", "yes")
+    other._db.execute("BEGIN IMMEDIATE")  # another worker holds the write lock
+    writing = threading.Thread(target=mine.set_value, args=("k", "v"))
+    writing.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    assert mine.get_value("seen", 0.0) == "yes"  # this worker's other threads go on
+    read_in = time.monotonic() - started
+    assert writing.is_alive() and read_in < 0.05
+    other._db.execute("COMMIT")
+    writing.join(5)
+    assert not writing.is_alive() and mine.get_value("k", 0.0) == "v"
