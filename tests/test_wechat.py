@@ -259,9 +259,9 @@ def start(sample_config, make_engine, monkeypatch) -> Iterator[Any]:
         calls: list[tuple[str, str, str]] = []
         handle = engine.handle
 
-        def counted(channel: str, user_id: str, text: str) -> Turn:
+        def counted(channel: str, user_id: str, text: str, claimed: Any = None) -> Turn:
             calls.append((channel, user_id, text))
-            return handle(channel, user_id, text)
+            return handle(channel, user_id, text, claimed)
 
         engine.handle = counted
         app = create_app(config, engine)
@@ -533,10 +533,10 @@ def test_a_menu_sent_through_the_api_is_clickable_and_a_click_picks_like_the_num
     app = start(engine, reply_budget_seconds=0.5)
     handle = app.engine.handle
 
-    def slow_menu(channel: str, user_id: str, text: str) -> Turn:
+    def slow_menu(channel: str, user_id: str, text: str, claimed: Any = None) -> Turn:
         if text == "运费怎么算":
             time.sleep(1.0)
-        return handle(channel, user_id, text)
+        return handle(channel, user_id, text, claimed)
 
     app.engine.handle = slow_menu
     wechat, user = app.wechat("safe"), "o-menu"
@@ -857,10 +857,10 @@ def test_a_handoff_decided_after_the_budget_tells_the_customer_to_write_and_tran
     app = start(reply_budget_seconds=0.5)
     handle = app.engine.handle
 
-    def slow_first(channel: str, user_id: str, text: str) -> Turn:
+    def slow_first(channel: str, user_id: str, text: str, claimed: Any = None) -> Turn:
         if text == "转人工":
             time.sleep(1.0)  # the engine decides after WeChat's budget
-        return handle(channel, user_id, text)
+        return handle(channel, user_id, text, claimed)
 
     app.engine.handle = slow_first
     wechat, user = app.wechat("safe"), "o-late-handoff"

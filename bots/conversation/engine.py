@@ -107,8 +107,15 @@ class Engine:
 
     # customers
 
-    def handle(self, channel: str, user_id: str, text: str) -> Turn:
-        """A customer's message: what to reply, and whether a ticket was opened."""
+    def handle(
+        self, channel: str, user_id: str, text: str, claimed: Callable[[Turn], tuple[str, str] | None] | None = None
+    ) -> Turn:
+        """A customer's message: what to reply, and whether a ticket was opened.
+
+        ``claimed``: for a delivery the channel has claimed (a WeChat ``MsgId``), given the turn,
+        the (claim key, reply) to record for retries, or None. It is written with the turn, in one
+        write: a worker that dies before it leaves the message to a retry to answer; after it, a
+        retry repeats the reply. Either way the message is answered, and logged, once."""
         with self._lock(channel, user_id):
             started = time.perf_counter()
             now = self.clock()
@@ -118,7 +125,8 @@ class Engine:
             message.language = conversation.language = message.language or conversation.language
             turn = self._respond(conversation, message)
             conversation.updated_at = now
-            self.store.end_turn(conversation, self._logged(conversation, message, turn, started))
+            logged = self._logged(conversation, message, turn, started)
+            self.store.end_turn(conversation, logged, claimed(turn) if claimed else None)
             return turn
 
     def feedback(self, channel: str, user_id: str, solved: bool) -> Turn:

@@ -10,7 +10,6 @@ Every free text goes through :func:`bots.pii.mask_text` on its way in, as in SQL
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -149,7 +148,6 @@ class PostgresStateStore:
 
     def __init__(self, url: str, pool_size: int = 20, migrate: bool = True) -> None:
         self.url = url
-        self._local = threading.local()
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -183,35 +181,14 @@ class PostgresStateStore:
         return rows[0]["version"] if rows else 0
 
     @contextmanager
-    def atomic(self) -> Iterator[None]:
-        """Every call this thread makes inside is one transaction: all of it is committed, or
-        none (an exception, or the process killed). A WeChat message's answer and the reply
-        recorded for its retries are one such unit, so that a retry taking over the message of a
-        worker that died never answers it twice."""
-        if getattr(self._local, "db", None) is not None:
-            yield
-            return
-        with self._pool.connection() as db, db.transaction():
-            self._local.db = db
-            try:
-                yield
-            finally:
-                self._local.db = None
-
-    @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
-        """This thread's connection inside :meth:`atomic`, else one from the pool."""
-        held = getattr(self._local, "db", None)
-        if held is not None:
-            yield held
-            return
         with self._pool.connection() as db:
             yield db
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection]:
         """Statements that stand or fall together: committed on a clean exit, rolled back on an
-        exception (a savepoint inside :meth:`atomic`)."""
+        exception."""
         with self._connection() as db, db.transaction():
             yield db
 
@@ -257,12 +234,15 @@ class PostgresStateStore:
         )
         return _conversation(rows[0]) if rows else Conversation(channel, user_id)
 
-    def end_turn(self, conversation: Conversation, entry: LoggedQuestion) -> None:
-        values = conversation_values(conversation)
+    def end_turn(self, conversation: Conversation, entry: LoggedQuestion, claimed: tuple[str, str] | None = None) -> None:
+        row = conversation_values(conversation)
+        values = {**row, **log_values(entry)}
+        steps = f"WITH logged AS ({_LOG_QUESTION})"
+        if claimed is not None:
+            steps += ", replied AS (UPDATE claims SET reply = %(claim_reply)s WHERE key = %(claim_key)s)"
+            values |= {"claim_key": claimed[0], "claim_reply": claimed[1]}
         with self._statement() as db:
-            _run(db, f"WITH logged AS ({_LOG_QUESTION}) {_upsert('conversations', values, ('channel', 'user_id'))}", {
-                **values, **log_values(entry)
-            })  # fmt: skip
+            _run(db, f"{steps} {_upsert('conversations', row, ('channel', 'user_id'))}", values)
 
     def recent_messages(self, channel: str, user_id: str, limit: int = 20) -> list[TicketMessage]:
         rows = self._query(

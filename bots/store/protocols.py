@@ -6,7 +6,6 @@ fills them. Every free text is masked (:func:`bots.pii.mask_text`) by the store 
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from bots.store.records import Account, Conversation, DeskSession, FeedbackEvent, LoggedQuestion, Pick, Ticket, TicketMessage
@@ -30,8 +29,10 @@ class Turns(Protocol):
         """The customer's conversation, once their message ``text`` is in its transcript."""
         ...
 
-    def end_turn(self, conversation: Conversation, entry: LoggedQuestion) -> None:
-        """Save the conversation and log the question it was asked, together."""
+    def end_turn(self, conversation: Conversation, entry: LoggedQuestion, claimed: tuple[str, str] | None = None) -> None:
+        """Save the conversation and log the question it was asked, together; with ``claimed``
+        (a :class:`Claims` key, the reply), that reply recorded for the claim in the same write:
+        a retried delivery repeats the reply exactly when the turn counted."""
         ...
 
 
@@ -89,10 +90,6 @@ class Claims(Protocol):
     def take_over(self, key: str, holder_was: str, holder: str, at: float) -> bool:
         """Make ``holder`` the holder of an unanswered claim still held by ``holder_was``; True
         for one caller only (the holder died: its retry is answered by whoever takes it over)."""
-        ...
-
-    def atomic(self) -> AbstractContextManager[None]:
-        """The calls of this thread inside, in one transaction where the store can (PostgreSQL)."""
         ...
 
     def claimed_reply(self, key: str) -> str | None: ...

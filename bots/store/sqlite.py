@@ -186,12 +186,6 @@ class SqliteStateStore:
         finally:
             self._db.execute(f"PRAGMA busy_timeout = {int(_BUSY_SECONDS * 1000)}")
 
-    @contextmanager
-    def atomic(self) -> Iterator[None]:
-        """Nothing more than each call's own transaction. SQLite serves one machine, whose workers
-        die with it; holding its one write lock through an answer would make every worker wait."""
-        yield
-
     def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
@@ -225,11 +219,13 @@ class SqliteStateStore:
             row = db.execute("SELECT * FROM conversations WHERE channel = ? AND user_id = ?", (channel, user_id)).fetchone()
         return _conversation(row) if row else Conversation(channel, user_id)
 
-    def end_turn(self, conversation: Conversation, entry: LoggedQuestion) -> None:
+    def end_turn(self, conversation: Conversation, entry: LoggedQuestion, claimed: tuple[str, str] | None = None) -> None:
         values = conversation_values(conversation)
         with self._transaction() as db:
             db.execute(_upsert("conversations", values, ("channel", "user_id")), values)
             db.execute(_LOG_QUESTION, log_values(entry))
+            if claimed is not None:
+                db.execute("UPDATE claims SET reply = ? WHERE key = ?", (claimed[1], claimed[0]))
 
     def recent_messages(self, channel: str, user_id: str, limit: int = 20) -> list[TicketMessage]:
         rows = self._query(

@@ -5,6 +5,7 @@ Synchronous and CPU-bound like the engine it calls: the route runs it in a worke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wechatpy.messages import BaseMessage
@@ -54,17 +55,23 @@ def outcome_of(turn: Turn, language: str) -> Outcome:
     return Outcome(text=render_all(turn.replies), replies=turn.replies, language=turn.replies[0].language)
 
 
-def dispatch(engine: Engine, message: BaseMessage, session_timeout_minutes: float = 30.0) -> Outcome:
-    """Handle a verified message or event."""
+Claimed = Callable[[Turn], "tuple[str, str] | None"]
+"""Given a text message's turn, the (claim key, reply) to record with it (:meth:`Engine.handle`)."""
+
+
+def dispatch(
+    engine: Engine, message: BaseMessage, session_timeout_minutes: float = 30.0, claimed: Claimed | None = None
+) -> Outcome:
+    """Handle a verified message or event; ``claimed`` goes with a text message's turn."""
     user = message.source
     kind = (message.type or "").lower()
     if kind == "event":
         return _event(engine, message)
     release_if_idle(engine, user, session_timeout_minutes)
     if kind == "text":
-        return _text(engine, user, _clicked(engine, message) or message.content or "")
+        return _text(engine, user, _clicked(engine, message) or message.content or "", claimed)
     if kind == "voice" and (message.recognition or "").strip():
-        return _text(engine, user, message.recognition)
+        return _text(engine, user, message.recognition, claimed)
     # Images, voice without recognition, locations, links, videos, files, mini-program cards.
     language = engine.conversation(CHANNEL, user).language
     ticket = engine.open_ticket(CHANNEL, user)
@@ -89,8 +96,8 @@ def _clicked(engine: Engine, message: BaseMessage) -> str:
     return ""
 
 
-def _text(engine: Engine, user: str, text: str) -> Outcome:
-    turn = engine.handle(CHANNEL, user, text)
+def _text(engine: Engine, user: str, text: str, claimed: Claimed | None) -> Outcome:
+    turn = engine.handle(CHANNEL, user, text, claimed)
     language = turn.replies[0].language if turn.replies else engine.conversation(CHANNEL, user).language
     return outcome_of(turn, language)
 

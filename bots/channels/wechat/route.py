@@ -35,7 +35,7 @@ from bots.channels.capacity import Lane
 from bots.channels.hub import ChannelHub
 from bots.channels.wechat import dedup, replay
 from bots.channels.wechat.client import CustomerServiceClient, make_client
-from bots.channels.wechat.dispatch import Outcome, dispatch
+from bots.channels.wechat.dispatch import Claimed, Outcome, dispatch, outcome_of
 from bots.channels.wechat.envelope import (
     BadRequest,
     Forbidden,
@@ -51,7 +51,7 @@ from bots.channels.wechat.sessions import release_idle
 from bots.channels.wechat.settings import CHANNEL, WeChatSettings, load_wechat_settings
 from bots.conversation import Engine
 from bots.replies.messages import say
-from bots.replies.reply import Reply
+from bots.replies.reply import Reply, Turn
 from bots.store import Claims
 from kb.config import Config
 
@@ -322,21 +322,30 @@ def _answer_once(
     engine: Engine, claims: Claims, key: str, message: BaseMessage, session_timeout_minutes: float, deadline: float
 ) -> Outcome:
     """The engine's answer to a claimed message and, when it is one text message in time, that
-    reply recorded for retries: one transaction where the store has them (PostgreSQL). A worker
-    killed before the commit leaves nothing (a retry takes the message over and answers it);
-    after it, the retry repeats the recorded reply. Either way the message is answered once."""
-    with claims.atomic():
-        outcome = _dispatch_safely(engine, message, session_timeout_minutes)
-        plain = _plain_reply(message, outcome)
-        if plain is not None and time.monotonic() < deadline:
-            claims.set_claimed_reply(key, plain)
+    reply recorded for retries. A text message's reply is written with its turn, in one write
+    (:meth:`Engine.handle`): a worker killed before it leaves nothing (a retry takes the message
+    over and answers it); after it, the retry repeats the recorded reply. Either way the message
+    is answered once. Other messages' replies (events, images) are recorded after them."""
+    recorded = False
+
+    def claimed(turn: Turn) -> tuple[str, str] | None:
+        nonlocal recorded
+        language = turn.replies[0].language if turn.replies else "zh"
+        plain = _plain_reply(message, outcome_of(turn, language))
+        recorded = plain is not None and time.monotonic() < deadline
+        return (key, plain) if recorded and plain is not None else None
+
+    outcome = _dispatch_safely(engine, message, session_timeout_minutes, claimed)
+    plain = _plain_reply(message, outcome)
+    if not recorded and plain is not None and time.monotonic() < deadline:
+        claims.set_claimed_reply(key, plain)
     return outcome
 
 
-def _dispatch_safely(engine: Engine, message: BaseMessage, session_timeout_minutes: float) -> Outcome:
+def _dispatch_safely(engine: Engine, message: BaseMessage, session_timeout_minutes: float, claimed: Claimed) -> Outcome:
     """:func:`dispatch`, or an apology when the engine fails (logged): the customer hears back."""
     try:
-        return dispatch(engine, message, session_timeout_minutes)
+        return dispatch(engine, message, session_timeout_minutes, claimed)
     except Exception:
         log.exception("the engine failed on a WeChat message")
         try:
