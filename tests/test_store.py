@@ -135,21 +135,25 @@ def test_feedback_and_the_question_log(state):
     assert store.questions()[0] == LoggedQuestion(1.0, "wechat", "zh", "old", Outcome.ANSWER, confidence=0.9, entry_id="e1")
 
 
-def test_a_claim_is_taken_once_across_workers_and_carries_its_reply(state):
+def test_a_delivery_is_claimed_once_across_workers_and_carries_its_reply(state):
     first, second = state.shared(), state.shared()
     with ThreadPoolExecutor(8) as pool:
-        taken = list(pool.map(lambda n: (first, second)[n % 2].claim("wechat:msg:1", 10.0), range(8)))
-    assert taken.count(True) == 1
-    assert second.claimed_reply("wechat:msg:1") is None
-    first.set_claimed_reply("wechat:msg:1", "the answer")
-    assert second.claimed_reply("wechat:msg:1") == "the answer"
-    second.claim("wechat:msg:2", 20.0)
-    assert first.forget_claims(before=15.0) == 1 and second.claim("wechat:msg:1", 30.0) is True
+        taken = list(pool.map(lambda n: (first, second)[n % 2].claim_delivery("n1", "msg:1", 10.0, f"w{n}"), range(8)))
+    assert taken.count((True, True)) == 1 and taken.count((True, False)) == 7  # one nonce, one message: retries
+    assert second.claimed_reply("msg:1") is None
+    first.set_claimed_reply("msg:1", "the answer")
+    assert second.claimed_reply("msg:1") == "the answer"
+    assert second.claim_delivery("n2", "msg:1", 11.0, "w9") == (True, False)  # a retry with a new nonce
+    # A signature used again with another message is refused, and claims nothing.
+    assert first.claim_delivery("n1", "msg:forged", 12.0, "w1") == (False, False)
+    assert second.claim_delivery("n3", "msg:forged", 13.0, "w1") == (True, True)
+    assert first.forget_claims(before=12.5) == 3  # n1, msg:1, n2
+    assert second.claim_delivery("n1", "msg:1", 30.0, "w1") == (True, True)
 
 
 def test_a_claim_of_a_dead_holder_is_taken_over_by_one_worker_only(state):
     first, second = state.shared(), state.shared()
-    assert first.claim("wechat:msg:9", 10.0, "worker-a")
+    assert first.claim_delivery("n9", "wechat:msg:9", 10.0, "worker-a") == (True, True)
     assert second.claim_holder("wechat:msg:9") == ("worker-a", 10.0)
     with ThreadPoolExecutor(8) as pool:
         won = list(pool.map(lambda n: (first, second)[n % 2].take_over("wechat:msg:9", "worker-a", f"w{n}", 20.0), range(8)))

@@ -399,11 +399,18 @@ class PostgresStateStore:
 
     # claims (deduplication of retried deliveries), shared values, leases and limits
 
-    def claim(self, key: str, at: float, holder: str = "", reply: str | None = None) -> bool:
-        """True for the first caller with ``key``, False for every retry, in any worker."""
-        with self._statement() as db:
-            sql = "INSERT INTO claims (key, at, holder, reply) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
-            return _run(db, sql, (key, at, holder, reply)).rowcount == 1
+    def claim_delivery(self, nonce: str, key: str, at: float, holder: str) -> tuple[bool, bool]:
+        # One statement. The nonce's DO UPDATE (a no-op) returns its row only when it was used by
+        # this same message, judged on the latest committed row, not on the statement's snapshot.
+        sql = (
+            "WITH nonce AS (INSERT INTO claims (key, at, reply) VALUES (%(nonce)s, %(at)s, %(key)s)"
+            " ON CONFLICT (key) DO UPDATE SET at = claims.at WHERE claims.reply = excluded.reply RETURNING 1),"
+            " claimed AS (INSERT INTO claims (key, at, holder) SELECT %(key)s, %(at)s, %(holder)s"
+            " WHERE EXISTS (SELECT 1 FROM nonce) ON CONFLICT (key) DO NOTHING RETURNING 1)"
+            " SELECT EXISTS (SELECT 1 FROM nonce) AS accepted, EXISTS (SELECT 1 FROM claimed) AS first"
+        )
+        [row] = self._query(sql, {"nonce": nonce, "key": key, "at": at, "holder": holder})
+        return row["accepted"], row["first"]
 
     def claim_holder(self, key: str) -> tuple[str, float] | None:
         rows = self._query("SELECT holder, at FROM claims WHERE key = %s AND reply IS NULL", (key,))

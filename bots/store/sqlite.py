@@ -363,11 +363,15 @@ class SqliteStateStore:
 
     # claims (deduplication of retried deliveries) and shared values
 
-    def claim(self, key: str, at: float, holder: str = "", reply: str | None = None) -> bool:
-        """True for the first caller with ``key``, False for every retry, in any worker."""
+    def claim_delivery(self, nonce: str, key: str, at: float, holder: str) -> tuple[bool, bool]:
         with self._transaction() as db:
-            sql = "INSERT OR IGNORE INTO claims (key, at, holder, reply) VALUES (?, ?, ?, ?)"
-            return db.execute(sql, (key, at, holder, reply)).rowcount == 1
+            used = db.execute("SELECT reply FROM claims WHERE key = ?", (nonce,)).fetchone()
+            if used is not None and used[0] != key:
+                return False, False
+            if used is None:
+                db.execute("INSERT INTO claims (key, at, reply) VALUES (?, ?, ?)", (nonce, at, key))
+            sql = "INSERT OR IGNORE INTO claims (key, at, holder) VALUES (?, ?, ?)"
+            return True, db.execute(sql, (key, at, holder)).rowcount == 1
 
     def claim_holder(self, key: str) -> tuple[str, float] | None:
         rows = self._query("SELECT holder, at FROM claims WHERE key = ? AND reply IS NULL", (key,))

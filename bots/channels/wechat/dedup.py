@@ -1,7 +1,8 @@
 """Each message processed once, however often WeChat delivers it.
 
 WeChat retries a message it got no reply to within 5 seconds, up to three times, possibly to
-another worker. The first delivery claims the message in the state store (shared by workers and
+another worker. The first delivery claims the message in the state store (with its nonce:
+:mod:`bots.channels.wechat.replay`) (shared by workers and
 kept across restarts) and records the reply it gave; a retry gets that same reply, waiting for
 it while the first delivery is still being answered, or ``success`` when the budget runs out.
 
@@ -41,11 +42,6 @@ def message_key(data: dict[str, Any]) -> str:
 
 # Each call takes a worker thread under ``limiter``: the webhook passes its own, so that a
 # burst of other work in the shared pool cannot make WeChat miss its deadline.
-
-
-async def claim(claims: Claims, key: str, holder: str, limiter: anyio.CapacityLimiter | None = None) -> bool:
-    """True for the first delivery of the message, in any worker."""
-    return await anyio.to_thread.run_sync(claims.claim, key, time.time(), holder, limiter=limiter)
 
 
 def alive_key(holder: str) -> str:

@@ -2,7 +2,8 @@
 that a signature read from a log or the network cannot carry another body, in any worker.
 
 WeChat's own retry of a message may come with the same timestamp and nonce; it carries the same
-message, so it is let through (and :mod:`bots.channels.wechat.dedup` answers it once).
+message, so it is let through (and :mod:`bots.channels.wechat.dedup` answers it once). The
+nonce and the claim on the message are one call to the store (:meth:`Claims.claim_delivery`).
 Timestamps outside the window are refused before this (:func:`~bots.channels.wechat.envelope.check_fresh`),
 so remembering the nonces as long as the claims are kept covers the window.
 """
@@ -16,10 +17,9 @@ from bots.channels.wechat.envelope import Inbound
 from bots.store import Claims
 
 
-def first_use(claims: Claims, inbound: Inbound) -> bool:
-    """True when this (timestamp, nonce) is new, or was used by this same message before."""
-    key = f"wechat:nonce:{inbound.timestamp}:{inbound.nonce}"
-    message = message_key(inbound.data)
-    # Claimed and labelled with its message in one statement: a worker killed between two would
-    # leave a nonce that WeChat's retry of the same message could not use.
-    return claims.claim(key, time.time(), reply=message) or claims.claimed_reply(key) == message
+def claim(claims: Claims, inbound: Inbound, holder: str) -> tuple[bool, bool]:
+    """(accepted, first): the request's (timestamp, nonce) is new or was used by this same
+    message, and whether this is the message's first delivery (then ``holder`` has claimed it).
+    One call to the store: the nonce, labelled with its message, and the claim on the message."""
+    nonce = f"wechat:nonce:{inbound.timestamp}:{inbound.nonce}"
+    return claims.claim_delivery(nonce, message_key(inbound.data), time.time(), holder)

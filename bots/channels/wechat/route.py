@@ -26,6 +26,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
@@ -120,11 +121,14 @@ class WeChatWebhook:
         except Exception:
             log.exception("could not read a WeChat request")
             return Response(status_code=400)
-        if not await run_in_threadpool(replay.first_use, self.claims, inbound):
+        accepted, first = await anyio.to_thread.run_sync(
+            replay.claim, self.claims, inbound, self.holder, limiter=self.quick.limiter
+        )
+        if not accepted:
             log.info("refused a WeChat request: its timestamp and nonce were used before by another message")
             return Response(status_code=403)
         try:
-            xml = await self._reply(inbound, deadline)
+            xml = await self._reply(inbound, deadline, first)
             body_text, media_type = seal(self.settings, inbound, xml)
         except Exception:
             log.exception("WeChat message %s not answered", inbound.data.get("MsgId"))
@@ -147,14 +151,14 @@ class WeChatWebhook:
             raise BadRequest("the client hung up before the body was complete") from None
         return bytes(body)
 
-    async def _reply(self, inbound: Inbound, deadline: float) -> str:
-        """The reply (plaintext XML or ``success``), given once per message and then repeated.
+    async def _reply(self, inbound: Inbound, deadline: float, first: bool) -> str:
+        """The reply (plaintext XML or ``success``), given once per message and then repeated;
+        ``first``: this is the message's first delivery (claimed by this worker).
 
-        Claiming and answering is one job that outlives the request when it must: at the deadline
-        WeChat gets ``success``, and the answer goes out through the API when it is ready. The
-        claim is inside the job too, so that a wait for a worker thread is within the budget."""
+        Answering is a job that outlives the request when it must: at the deadline WeChat gets
+        ``success``, and the answer goes out through the API when it is ready."""
         key = dedup.message_key(inbound.data)
-        job = self.spawn(self._work(inbound.message, key, deadline))
+        job = self.spawn(self._work(inbound.message, key, deadline, first))
         try:
             first, outcome = await asyncio.wait_for(asyncio.shield(job), timeout=max(0.0, deadline - time.monotonic()))
         except TimeoutError:
@@ -169,10 +173,10 @@ class WeChatWebhook:
             self.spawn(dedup.record_reply(self.claims, key, xml, self.quick.limiter))
         return xml
 
-    async def _work(self, message: BaseMessage, key: str, deadline: float) -> tuple[bool, Outcome | None]:
-        """(first delivery?, what to answer): claim the message (or take it over from a worker
-        that died holding it), then let the engine answer it."""
-        if not await dedup.claim(self.claims, key, self.holder, self.quick.limiter):
+    async def _work(self, message: BaseMessage, key: str, deadline: float, first: bool) -> tuple[bool, Outcome | None]:
+        """(answered here?, what to answer): a retry takes the message over from a worker that
+        died holding it, or waits for the reply; then the engine answers it."""
+        if not first:
             limiter = self.quick.limiter
             if not await dedup.take_over_if_dead(self.claims, self.values, key, self.holder, deadline, limiter):
                 return False, None
