@@ -26,8 +26,7 @@ class EngineSettings:
     """``postgresql://user:${KB_PG_PASSWORD}@host/db``: the state in PostgreSQL instead, shared by
     several workers. ``${NAME}`` is read from the environment; ``KB_STATE_URL`` wins over the file."""
     state_pool_size: int = 20
-    """PostgreSQL connections per worker. A WeChat answer holds one throughout: at least ``[wechat]
-    max_concurrent_answers`` (16) + 4."""
+    """PostgreSQL connections per worker; a thread holds one for a statement only."""
     timezone: str = "Asia/Shanghai"
     service_hours: str = "09:00-22:00"
     """When agents answer, in ``timezone``. Outside these hours customers are told when."""

@@ -148,6 +148,9 @@ def test_a_delivery_is_claimed_once_across_workers_and_carries_its_reply(state):
     assert first.claim_delivery("n1", "msg:forged", 12.0, "w1") == (False, False)
     assert second.claim_delivery("n3", "msg:forged", 13.0, "w1") == (True, True)
     assert first.forget_claims(before=12.5) == 3  # n1, msg:1, n2
+    with ThreadPoolExecutor(8) as pool:  # the plain claim (a ticket posted once to the agents)
+        posted = list(pool.map(lambda n: (first, second)[n % 2].claim("telegram:posted:t1", 20.0), range(8)))
+    assert posted.count(True) == 1
     assert second.claim_delivery("n1", "msg:1", 30.0, "w1") == (True, True)
 
 

@@ -399,6 +399,12 @@ class PostgresStateStore:
 
     # claims (deduplication of retried deliveries), shared values, leases and limits
 
+    def claim(self, key: str, at: float, holder: str = "", reply: str | None = None) -> bool:
+        """True for the first caller with ``key``, False for every retry, in any worker."""
+        with self._statement() as db:
+            sql = "INSERT INTO claims (key, at, holder, reply) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
+            return _run(db, sql, (key, at, holder, reply)).rowcount == 1
+
     def claim_delivery(self, nonce: str, key: str, at: float, holder: str) -> tuple[bool, bool]:
         # One statement. The nonce's DO UPDATE (a no-op) returns its row only when it was used by
         # this same message, judged on the latest committed row, not on the statement's snapshot.

@@ -79,6 +79,11 @@ class Learning(Protocol):
 class Claims(Protocol):
     """A delivery retried by a channel (a WeChat MsgId) is processed once, by any worker."""
 
+    def claim(self, key: str, at: float, holder: str = "", reply: str | None = None) -> bool:
+        """True for the first caller with ``key`` (``reply`` recorded with it at once), False for
+        every retry (a Telegram ticket posted to the agents' group once, whichever worker opened it)."""
+        ...
+
     def claim_delivery(self, nonce: str, key: str, at: float, holder: str) -> tuple[bool, bool]:
         """A signed delivery of message ``key``, in one call: its signature's ``nonce`` is used
         once, by this message only, and the message is claimed by ``holder``. Returns (accepted,

@@ -363,6 +363,12 @@ class SqliteStateStore:
 
     # claims (deduplication of retried deliveries) and shared values
 
+    def claim(self, key: str, at: float, holder: str = "", reply: str | None = None) -> bool:
+        """True for the first caller with ``key``, False for every retry, in any worker."""
+        with self._transaction() as db:
+            sql = "INSERT OR IGNORE INTO claims (key, at, holder, reply) VALUES (?, ?, ?, ?)"
+            return db.execute(sql, (key, at, holder, reply)).rowcount == 1
+
     def claim_delivery(self, nonce: str, key: str, at: float, holder: str) -> tuple[bool, bool]:
         with self._transaction() as db:
             used = db.execute("SELECT reply FROM claims WHERE key = ?", (nonce,)).fetchone()
