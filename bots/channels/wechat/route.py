@@ -128,7 +128,7 @@ class WeChatWebhook:
             log.info("refused a WeChat request: its timestamp and nonce were used before by another message")
             return Response(status_code=403)
         try:
-            xml = await self._reply(inbound, deadline, first)
+            xml = await self._reply(inbound, deadline, first_delivery=first)
             body_text, media_type = seal(self.settings, inbound, xml)
         except Exception:
             log.exception("WeChat message %s not answered", inbound.data.get("MsgId"))
@@ -151,14 +151,14 @@ class WeChatWebhook:
             raise BadRequest("the client hung up before the body was complete") from None
         return bytes(body)
 
-    async def _reply(self, inbound: Inbound, deadline: float, first: bool) -> str:
+    async def _reply(self, inbound: Inbound, deadline: float, first_delivery: bool) -> str:
         """The reply (plaintext XML or ``success``), given once per message and then repeated;
-        ``first``: this is the message's first delivery (claimed by this worker).
+        ``first_delivery``: claimed by this worker (else a retry).
 
         Answering is a job that outlives the request when it must: at the deadline WeChat gets
         ``success``, and the answer goes out through the API when it is ready."""
         key = dedup.message_key(inbound.data)
-        job = self.spawn(self._work(inbound.message, key, deadline, first))
+        job = self.spawn(self._work(inbound.message, key, deadline, first_delivery))
         try:
             first, outcome = await asyncio.wait_for(asyncio.shield(job), timeout=max(0.0, deadline - time.monotonic()))
         except TimeoutError:
@@ -173,10 +173,10 @@ class WeChatWebhook:
             self.spawn(dedup.record_reply(self.claims, key, xml, self.quick.limiter))
         return xml
 
-    async def _work(self, message: BaseMessage, key: str, deadline: float, first: bool) -> tuple[bool, Outcome | None]:
+    async def _work(self, message: BaseMessage, key: str, deadline: float, first_delivery: bool) -> tuple[bool, Outcome | None]:
         """(answered here?, what to answer): a retry takes the message over from a worker that
         died holding it, or waits for the reply; then the engine answers it."""
-        if not first:
+        if not first_delivery:
             limiter = self.quick.limiter
             if not await dedup.take_over_if_dead(self.claims, self.values, key, self.holder, deadline, limiter):
                 return False, None
