@@ -146,16 +146,17 @@ class Retriever:
             cached = self._answers.get(key)
             if cached is not None:
                 self._answers.move_to_end(key)
-        if cached is None and self.shared is not None:
-            stored = self.shared.shared_answer(_shared_key(key))
+        shared_key = _shared_key(key) if cached is None and self.shared is not None else ""
+        if shared_key and self.shared is not None:
+            stored = self.shared.shared_answer(shared_key)
             if stored is not None:
                 cached = Answer.from_json(stored)
                 self._keep(key, cached)
         if cached is not None:
             return dataclasses.replace(cached, question=question, latency_ms=(time.perf_counter() - started) * 1000)
         answer = self._ask(question)
-        if self.shared is not None:
-            self.shared.share_answer(_shared_key(key), kb.build_id, question, answer.to_json())
+        if shared_key and self.shared is not None:
+            self.shared.share_answer(shared_key, kb.build_id, question, answer.to_json())
         self._keep(key, answer)
         return answer
 
