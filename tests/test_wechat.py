@@ -259,9 +259,9 @@ def start(sample_config, make_engine, monkeypatch) -> Iterator[Any]:
         calls: list[tuple[str, str, str]] = []
         handle = engine.handle
 
-        def counted(channel: str, user_id: str, text: str, claimed: Any = None) -> Turn:
+        def counted(channel: str, user_id: str, text: str, claimed: Any = None, **rest: Any) -> Turn:
             calls.append((channel, user_id, text))
-            return handle(channel, user_id, text, claimed)
+            return handle(channel, user_id, text, claimed, **rest)
 
         engine.handle = counted
         app = create_app(config, engine)
@@ -507,6 +507,13 @@ def test_a_message_after_wechat_released_the_session_is_answered(make_engine):
     outcome = dispatch(engine, message, 30)
     assert not outcome.transfer and "结论" in outcome.text
     assert engine.desk.tickets() == []
+    # A picture (no turn of the engine) after the session was released: the bot says what it can read.
+    engine.handle("wechat", "o-idle-4", "转人工")
+    picture = parse_message(WeChatServer("").image("o-idle-4"))
+    assert dispatch(engine, picture, 30).transfer
+    clock.advance(31 * 60)
+    outcome = dispatch(engine, picture, 30)
+    assert not outcome.transfer and outcome.text and engine.desk.tickets() == []
 
 
 def test_an_agents_reply_goes_out_through_the_customer_service_api(start):
@@ -533,10 +540,10 @@ def test_a_menu_sent_through_the_api_is_clickable_and_a_click_picks_like_the_num
     app = start(engine, reply_budget_seconds=0.5)
     handle = app.engine.handle
 
-    def slow_menu(channel: str, user_id: str, text: str, claimed: Any = None) -> Turn:
+    def slow_menu(channel: str, user_id: str, text: str, claimed: Any = None, **rest: Any) -> Turn:
         if text == "运费怎么算":
             time.sleep(1.0)
-        return handle(channel, user_id, text, claimed)
+        return handle(channel, user_id, text, claimed, **rest)
 
     app.engine.handle = slow_menu
     wechat, user = app.wechat("safe"), "o-menu"
@@ -611,7 +618,7 @@ def test_voice_with_recognition_is_a_question_and_other_messages_get_a_polite_re
 def test_an_engine_failure_gets_an_apology_not_a_500(start, make_engine):
     engine = make_engine()
 
-    def broken(*_: Any) -> Turn:
+    def broken(*_: Any, **__: Any) -> Turn:
         raise RuntimeError("the state store is gone")
 
     engine.handle = broken
@@ -632,7 +639,7 @@ def test_without_a_token_there_is_no_webhook(sample_config, make_engine, monkeyp
 # The 2,048-byte limit
 
 
-def long_turn(*_: Any) -> Turn:
+def long_turn(*_: Any, **__: Any) -> Turn:
     paragraphs = [f"第{i}段：" + "退货需要保持商品完好，包装齐全。" * 12 for i in range(12)]
     return Turn([Reply("answer", "zh", text="\n\n".join(paragraphs), asks_feedback=True)])
 
@@ -857,10 +864,10 @@ def test_a_handoff_decided_after_the_budget_tells_the_customer_to_write_and_tran
     app = start(reply_budget_seconds=0.5)
     handle = app.engine.handle
 
-    def slow_first(channel: str, user_id: str, text: str, claimed: Any = None) -> Turn:
+    def slow_first(channel: str, user_id: str, text: str, claimed: Any = None, **rest: Any) -> Turn:
         if text == "转人工":
             time.sleep(1.0)  # the engine decides after WeChat's budget
-        return handle(channel, user_id, text, claimed)
+        return handle(channel, user_id, text, claimed, **rest)
 
     app.engine.handle = slow_first
     wechat, user = app.wechat("safe"), "o-late-handoff"

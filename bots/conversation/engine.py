@@ -108,14 +108,23 @@ class Engine:
     # customers
 
     def handle(
-        self, channel: str, user_id: str, text: str, claimed: Callable[[Turn], tuple[str, str] | None] | None = None
+        self,
+        channel: str,
+        user_id: str,
+        text: str,
+        claimed: Callable[[Turn], tuple[str, str] | None] | None = None,
+        release_after_minutes: float = 0.0,
     ) -> Turn:
         """A customer's message: what to reply, and whether a ticket was opened.
 
         ``claimed``: for a delivery the channel has claimed (a WeChat ``MsgId``), given the turn,
         the (claim key, reply) to record for retries, or None. It is written with the turn, in one
         write: a worker that dies before it leaves the message to a retry to answer; after it, a
-        retry repeats the reply. Either way the message is answered, and logged, once."""
+        retry repeats the reply. Either way the message is answered, and logged, once.
+
+        ``release_after_minutes``: the channel ends an agent's session after this long without a
+        word (WeChat: 30 minutes); an open ticket that quiet is closed without a goodbye and the
+        bot answers, instead of keeping silent for an agent who is gone. 0: never."""
         with self._lock(channel, user_id):
             started = time.perf_counter()
             now = self.clock()
@@ -123,7 +132,7 @@ class Engine:
             conversation = self.store.begin_turn(channel, user_id, message.text or message.raw, now)
             # A message without words keeps the conversation's language.
             message.language = conversation.language = message.language or conversation.language
-            turn = self._respond(conversation, message)
+            turn = self._respond(conversation, message, release_after_minutes)
             conversation.updated_at = now
             logged = self._logged(conversation, message, turn, started)
             self.store.end_turn(conversation, logged, claimed(turn) if claimed else None)
@@ -180,9 +189,12 @@ class Engine:
         questions = self.settings.common_questions
         return list(questions.get(language) or questions.get("en") or [])
 
-    def _respond(self, conversation: Conversation, message: Message) -> Turn:
+    def _respond(self, conversation: Conversation, message: Message, release_after_minutes: float = 0.0) -> Turn:
         if conversation.with_agent:
             ticket = self.desk.open_ticket_of(conversation)
+            if ticket is not None and self.desk.is_idle(ticket, release_after_minutes):
+                self.desk.release(ticket)
+                ticket, conversation.awaiting = None, None
             if ticket is not None:
                 self.desk.note(ticket.id, "customer", message.text)
                 return Turn(ticket=ticket, silent=True)

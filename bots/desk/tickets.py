@@ -94,6 +94,19 @@ class Desk:
         ticket = self.store.ticket(conversation.ticket_id)
         return ticket if ticket is not None and ticket.is_open else None
 
+    def is_idle(self, ticket: Ticket, minutes: float) -> bool:
+        """Nobody (agent or customer) has written in the ticket for ``minutes``; never when 0."""
+        last = max([ticket.touched_at, *(m.at for m in ticket.messages)])
+        return minutes > 0 and self.clock() - last >= minutes * 60
+
+    def release(self, ticket: Ticket, agent: str = "") -> bool:
+        """Close the ticket because the channel ended the agent's session itself (WeChat does
+        after 30 quiet minutes, and tells the customer): no goodbye. True when it was open."""
+        try:
+            return self.close(ticket.id, agent=agent, notify=False) is not None
+        except TicketNotFound:
+            return False
+
     def note(self, ticket_id: str, author: str, text: str) -> None:
         """Add to the ticket's transcript (``customer``, ``bot``, ``system``)."""
         self.store.add_ticket_message(ticket_id, author, text, self.clock())

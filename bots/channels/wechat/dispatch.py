@@ -67,12 +67,13 @@ def dispatch(
     kind = (message.type or "").lower()
     if kind == "event":
         return _event(engine, message)
-    release_if_idle(engine, user, session_timeout_minutes)
     if kind == "text":
-        return _text(engine, user, _clicked(engine, message) or message.content or "", claimed)
+        text = _clicked(engine, message) or message.content or ""
+        return _text(engine, user, text, claimed, session_timeout_minutes)
     if kind == "voice" and (message.recognition or "").strip():
-        return _text(engine, user, message.recognition, claimed)
+        return _text(engine, user, message.recognition, claimed, session_timeout_minutes)
     # Images, voice without recognition, locations, links, videos, files, mini-program cards.
+    release_if_idle(engine, user, session_timeout_minutes)
     language = engine.conversation(CHANNEL, user).language
     ticket = engine.open_ticket(CHANNEL, user)
     if ticket is not None:
@@ -96,8 +97,9 @@ def _clicked(engine: Engine, message: BaseMessage) -> str:
     return ""
 
 
-def _text(engine: Engine, user: str, text: str, claimed: Claimed | None) -> Outcome:
-    turn = engine.handle(CHANNEL, user, text, claimed)
+def _text(engine: Engine, user: str, text: str, claimed: Claimed | None, session_timeout_minutes: float) -> Outcome:
+    # A session WeChat has released (quiet for the timeout) is closed within the turn.
+    turn = engine.handle(CHANNEL, user, text, claimed, release_after_minutes=session_timeout_minutes)
     language = turn.replies[0].language if turn.replies else engine.conversation(CHANNEL, user).language
     return outcome_of(turn, language)
 

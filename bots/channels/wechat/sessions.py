@@ -13,34 +13,17 @@ import logging
 from bots.channels.wechat.settings import CHANNEL
 from bots.conversation.engine import Engine
 from bots.desk import TicketError
-from bots.store import Ticket
 
 log = logging.getLogger("kb.wechat")
 
 
-def last_activity(ticket: Ticket) -> float:
-    """When anyone last wrote in the ticket (an agent's action or a customer's message)."""
-    return max([ticket.touched_at, *(m.at for m in ticket.messages)])
-
-
-def is_idle(engine: Engine, ticket: Ticket, timeout_minutes: float) -> bool:
-    return timeout_minutes > 0 and engine.clock() - last_activity(ticket) >= timeout_minutes * 60
-
-
-def release(engine: Engine, ticket: Ticket, agent: str = "") -> bool:
-    """Close the ticket because WeChat ended the session; True when it was open."""
-    try:
-        return engine.desk.close(ticket.id, agent=agent, notify=False) is not None
-    except TicketError:
-        return False
-
-
 def release_if_idle(engine: Engine, user_id: str, timeout_minutes: float) -> None:
     """A message from a customer whose session WeChat has released reaches us: the ticket is
-    closed first, so that the bot answers instead of staying silent for an absent agent."""
+    closed first, so that the bot answers instead of staying silent for an absent agent. (A text
+    message does this within its turn: ``Engine.handle(..., release_after_minutes=)``.)"""
     ticket = engine.open_ticket(CHANNEL, user_id)
-    if ticket is not None and is_idle(engine, ticket, timeout_minutes):
-        release(engine, ticket)
+    if ticket is not None and engine.desk.is_idle(ticket, timeout_minutes):
+        engine.desk.release(ticket)
 
 
 def release_idle(engine: Engine, timeout_minutes: float) -> list[str]:
@@ -52,7 +35,7 @@ def release_idle(engine: Engine, timeout_minutes: float) -> list[str]:
         if summary.channel != CHANNEL:
             continue
         ticket = engine.desk.ticket(summary.id)
-        if ticket.is_open and is_idle(engine, ticket, timeout_minutes) and release(engine, ticket):
+        if ticket.is_open and engine.desk.is_idle(ticket, timeout_minutes) and engine.desk.release(ticket):
             closed.append(ticket.id)
     return closed
 
@@ -65,7 +48,7 @@ def session_event(engine: Engine, user_id: str, event: str, account: str) -> Non
         return
     try:
         if event == "kf_close_session":
-            release(engine, ticket, account)
+            engine.desk.release(ticket, account)
         elif account:
             engine.desk.take(ticket.id, account)
     except TicketError:
