@@ -9,7 +9,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bots.pii import mask_text
+from bots.pii import _masked, mask_text, narrow
 
 SETTINGS = settings(max_examples=300, deadline=None, derandomize=True)
 
@@ -84,3 +84,37 @@ def test_what_is_not_personal_data_stays_readable():
         assert mask_text(text) == text
     assert mask_text("我买了２件") == "我买了2件"  # only the width changes
     assert mask_text("好的，谢谢！") == "好的，谢谢！"  # Chinese punctuation stays as written
+
+
+pieces = st.sampled_from(
+    [
+        "me",
+        "@",
+        "＠",
+        "shop",
+        ".com",
+        "me@shop.com",
+        "li.na＠mail．cn",
+        "5",
+        "1201",
+        "１３８",
+        "٣",
+        "13812345678",
+        " ",
+        "\u3000",
+        "-",
+        "+86",
+        "(",
+        ")",
+    ]
+    + ["T1", "SOHO", "大厦", "A座", "路", "号", "室", "12 Baker", "Street", "apt", "我的邮箱", "到哪了", "，"]
+)
+texts = st.lists(pieces, max_size=8).map("".join)
+"""Texts built from the pieces personal data is made of, with and without digits or an @."""
+
+
+@SETTINGS
+@given(text=texts)
+def test_a_text_skipped_as_without_personal_data_would_have_been_left_as_it_is(text):
+    # mask_text skips the patterns when a text has no digit and no @: that must never change what it returns.
+    assert mask_text(text) == _masked(narrow(text))

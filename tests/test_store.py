@@ -12,9 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bots.settings import load_settings
-from bots.store import Conversation, LoggedQuestion, Ticket
+from bots.store import Conversation, LoggedQuestion, Ticket, TicketMessage
 from kb.config import Config, ConfigError
 from kb.vocabulary import ConversationState, Outcome, Priority, TicketState
+
+TRANSCRIPT = [("customer", "我的手机是13812345678"), ("bot", "请稍候"), ("customer", "转人工"), ("customer", "好的")]
 
 
 def ticket(ticket_id: str, user: str = "u1", priority: str = Priority.NORMAL, due: float = 100.0) -> Ticket:
@@ -89,6 +91,18 @@ def test_one_open_ticket_per_customer_even_when_two_workers_hand_off_at_once(sta
     first = workers[0].ticket(results[0][0])
     workers[1].update_ticket(first.id, state=TicketState.CLOSED, closed_at=3.0)
     assert workers[0].open_ticket(ticket("again"))[1] is True  # closed: the next handoff opens a new one
+
+
+def test_an_opened_ticket_is_returned_as_it_reads_back_with_its_transcript_masked_in_order(state):
+    store = state.fresh()
+    said = [TicketMessage(1.0 + n, author, text) for n, (author, text) in enumerate(TRANSCRIPT)]
+    new = dataclasses.replace(ticket("t-read"), candidates=[{"entry_id": "e1", "score": 0.5}], messages=said)
+    opened, created = store.open_ticket(new)
+    assert created and opened == store.ticket("t-read")
+    assert [m.author for m in opened.messages] == [m.author for m in said]
+    assert "13812345678" not in str(opened.messages) and opened.messages[-1].text == "好的"
+    again, created = store.open_ticket(dataclasses.replace(new, id="t-again"))
+    assert not created and again == opened  # the customer's open ticket, read back
 
 
 def test_tickets_list_the_most_urgent_first_with_their_messages(state):

@@ -21,7 +21,15 @@ from psycopg_pool import ConnectionPool
 
 from bots.pii import mask_text
 from bots.store.records import Account, Conversation, DeskSession, FeedbackEvent, LoggedQuestion, Pick, Ticket, TicketMessage
-from bots.store.sql import conversation_values, log_question_sql, log_values, shareable, take_lease_sql
+from bots.store.sql import (
+    as_stored,
+    conversation_values,
+    log_question_sql,
+    log_values,
+    shareable,
+    take_lease_sql,
+    ticket_values,
+)
 from kb.vocabulary import OPEN_TICKET_STATES, PRIORITY_ORDER, check_channel
 
 # pg_advisory_xact_lock keys: any constant unlikely to be used by another application on the database.
@@ -122,6 +130,19 @@ _LOG_QUESTION = log_question_sql(lambda name: f"%({name})s")
 def _conversation(row: dict[str, Any]) -> Conversation:
     row["context"] = json.loads(row["context"])
     return Conversation(**row)
+
+
+_OPEN_TICKET = (
+    "WITH opened AS (INSERT INTO tickets (id, channel, user_id, state, reason, kind, priority, language, created_at,"
+    " due_at, touched_at, candidates) VALUES (%(id)s, %(channel)s, %(user_id)s, %(state)s, %(reason)s, %(kind)s,"
+    " %(priority)s, %(language)s, %(created_at)s, %(due_at)s, %(touched_at)s, %(candidates)s)"
+    " ON CONFLICT DO NOTHING RETURNING id),"
+    " copied AS (INSERT INTO ticket_messages (ticket_id, at, author, text) SELECT opened.id, m.at, m.author, m.text"
+    " FROM opened, unnest(%(ats)s::double precision[], %(authors)s::text[], %(texts)s::text[])"
+    " WITH ORDINALITY AS m (at, author, text, n) ORDER BY m.n)"
+    " SELECT id FROM opened"
+)
+"""A ticket and its messages, in one statement; the ticket's id when it was created."""
 
 
 def _ticket(row: dict[str, Any]) -> Ticket:
@@ -256,38 +277,24 @@ class PostgresStateStore:
     def open_ticket(self, ticket: Ticket) -> tuple[Ticket, bool]:
         """Open ``ticket`` unless the customer has an open one: (the open ticket, created?).
 
-        Two workers opening one at once: the unique index makes the second INSERT wait for the
-        first to commit and then do nothing; the second then reads the first one's ticket."""
-        t = ticket
-        with self._transaction() as db:
-            values = (
-                t.id, t.channel, t.user_id, t.state, t.reason, t.kind, t.priority, t.language,
-                t.created_at, t.due_at, t.touched_at, json.dumps(t.candidates, ensure_ascii=False),
-            )  # fmt: skip
-            inserted = _run(
-                db,
-                "INSERT INTO tickets (id, channel, user_id, state, reason, kind, priority, language, created_at, due_at,"
-                " touched_at, candidates) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                values,
-            )
-            created = inserted.rowcount == 1
-            if created:
-                with db.cursor() as cursor:
-                    cursor.executemany(
-                        "INSERT INTO ticket_messages (ticket_id, at, author, text) VALUES (%s, %s, %s, %s)",
-                        [(t.id, m.at, str(m.author), storable(mask_text(m.text))) for m in t.messages],
-                    )
-                ticket_id = t.id
-            else:
-                row = _run(
-                    db,
-                    "SELECT id FROM tickets WHERE channel = %s AND user_id = %s AND state = ANY(%s)",
-                    (t.channel, t.user_id, [str(s) for s in OPEN_TICKET_STATES]),
-                ).fetchone()
-                if row is None:  # the conflict was on the id, not on the customer
-                    raise ValueError(f"ticket id {t.id} is taken")
-                ticket_id = row["id"]
-        return self.ticket(ticket_id), created  # type: ignore[return-value]
+        One statement: the ticket and its transcript so far. Two workers opening one at once: the
+        unique index makes the second INSERT wait for the first to commit and then do nothing;
+        the second then reads the first one's ticket."""
+        opened = as_stored(ticket, lambda text: storable(mask_text(text)))
+        values = ticket_values(ticket) | {
+            "ats": [m.at for m in opened.messages],
+            "authors": [m.author for m in opened.messages],
+            "texts": [m.text for m in opened.messages],
+        }
+        if self._query(_OPEN_TICKET, values):
+            return opened, True
+        rows = self._query(
+            "SELECT id FROM tickets WHERE channel = %s AND user_id = %s AND state = ANY(%s)",
+            (ticket.channel, ticket.user_id, [str(s) for s in OPEN_TICKET_STATES]),
+        )
+        if not rows:  # the conflict was on the id, not on the customer
+            raise ValueError(f"ticket id {ticket.id} is taken")
+        return self.ticket(rows[0]["id"]), False  # type: ignore[return-value]
 
     def ticket(self, ticket_id: str) -> Ticket | None:
         with self._connection() as db:

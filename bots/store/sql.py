@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from bots.pii import mask_text
-from bots.store.records import Conversation, LoggedQuestion
+from bots.store.records import Conversation, LoggedQuestion, Ticket, TicketMessage
 from kb.vocabulary import check_channel
 
 
@@ -49,6 +50,32 @@ def conversation_values(conversation: Conversation) -> dict[str, Any]:
 
 
 _LOG_COLUMNS = ("at", "channel", "language", "question", "outcome", "reason", "confidence", "entry_id", "latency_ms", "build")
+
+
+def ticket_values(ticket: Ticket) -> dict[str, Any]:
+    """A new ticket's row (its messages go to their own table)."""
+    t = ticket
+    check_channel(t.channel)
+    return {
+        "id": t.id, "channel": t.channel, "user_id": t.user_id, "state": str(t.state), "reason": str(t.reason),
+        "kind": str(t.kind), "priority": str(t.priority), "language": t.language, "created_at": t.created_at,
+        "due_at": t.due_at, "touched_at": t.touched_at, "candidates": json.dumps(t.candidates, ensure_ascii=False),
+    }  # fmt: skip
+
+
+def as_stored(ticket: Ticket, text: Callable[[str], str] = mask_text) -> Ticket:
+    """A ticket just opened as reading it back gives it (names as plain text, messages as
+    ``text`` stores them: masked), so that opening one takes no second read."""
+    row = ticket_values(ticket)
+    return replace(
+        ticket,
+        state=row["state"],
+        reason=row["reason"],
+        kind=row["kind"],
+        priority=row["priority"],
+        candidates=json.loads(row["candidates"]),
+        messages=[TicketMessage(m.at, str(m.author), text(m.text)) for m in ticket.messages],
+    )
 
 
 def log_question_sql(named: Callable[[str], str]) -> str:

@@ -13,14 +13,14 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from bots.pii import mask_text
 from bots.store.records import Account, Conversation, DeskSession, FeedbackEvent, LoggedQuestion, Pick, Ticket, TicketMessage
-from bots.store.sql import conversation_values, log_question_sql, log_values, shareable, take_lease_sql
+from bots.store.sql import as_stored, conversation_values, log_question_sql, log_values, shareable, take_lease_sql, ticket_values
 from kb.vocabulary import OPEN_TICKET_STATES, PRIORITY_ORDER, check_channel
 
 MIGRATIONS: list[str] = [
@@ -238,29 +238,22 @@ class SqliteStateStore:
 
     def open_ticket(self, ticket: Ticket) -> tuple[Ticket, bool]:
         """Open ``ticket`` unless the customer has an open one: (the open ticket, created?)."""
-        t = ticket
-        check_channel(t.channel)
+        opened = as_stored(ticket)
         with self._transaction() as db:
             row = db.execute(
-                f"SELECT * FROM tickets WHERE channel = ? AND user_id = ? AND state IN ({_marks(OPEN_TICKET_STATES)})",
-                (t.channel, t.user_id, *OPEN_TICKET_STATES),
+                f"SELECT id FROM tickets WHERE channel = ? AND user_id = ? AND state IN ({_marks(OPEN_TICKET_STATES)})",
+                (ticket.channel, ticket.user_id, *OPEN_TICKET_STATES),
             ).fetchone()
-            if row is not None:
-                return _ticket(row), False
-            db.execute(
-                "INSERT INTO tickets (id, channel, user_id, state, reason, kind, priority, language, created_at, due_at,"
-                " touched_at, candidates) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    t.id, t.channel, t.user_id, t.state, t.reason, t.kind, t.priority, t.language,
-                    t.created_at, t.due_at, t.touched_at, json.dumps(t.candidates, ensure_ascii=False),
-                ),
-            )  # fmt: skip
-            for message in t.messages:
-                db.execute(
+            if row is None:
+                values = ticket_values(ticket)
+                db.execute(f"INSERT INTO tickets ({', '.join(values)}) VALUES ({_marks(values)})", tuple(values.values()))
+                db.executemany(
                     "INSERT INTO ticket_messages (ticket_id, at, author, text) VALUES (?, ?, ?, ?)",
-                    (t.id, message.at, message.author, mask_text(message.text)),
+                    [(ticket.id, m.at, m.author, m.text) for m in opened.messages],
                 )
-        return self.ticket(t.id), True  # type: ignore[return-value]
+        if row is not None:
+            return self.ticket(row["id"]), False  # type: ignore[return-value]
+        return opened, True
 
     def ticket(self, ticket_id: str) -> Ticket | None:
         rows = self._query("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
@@ -496,7 +489,7 @@ class SqliteStateStore:
             return db.execute(take_lease_sql(lambda name: f":{name}"), values).rowcount == 1
 
 
-def _marks(values: tuple[Any, ...]) -> str:
+def _marks(values: Collection[Any]) -> str:
     return ", ".join("?" * len(values))
 
 
