@@ -280,8 +280,9 @@ class PostgresStateStore:
         One statement: the ticket and its transcript so far. Two workers opening one at once: the
         unique index makes the second INSERT wait for the first to commit and then do nothing;
         the second then reads the first one's ticket."""
-        opened = as_stored(ticket, lambda text: storable(mask_text(text)))
-        values = ticket_values(ticket) | {
+        row = ticket_values(ticket)
+        opened = as_stored(ticket, row, lambda text: storable(mask_text(text)))
+        values = row | {
             "ats": [m.at for m in opened.messages],
             "authors": [m.author for m in opened.messages],
             "texts": [m.text for m in opened.messages],

@@ -63,10 +63,10 @@ def ticket_values(ticket: Ticket) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def as_stored(ticket: Ticket, text: Callable[[str], str] = mask_text) -> Ticket:
-    """A ticket just opened as reading it back gives it (names as plain text, messages as
-    ``text`` stores them: masked), so that opening one takes no second read."""
-    row = ticket_values(ticket)
+def as_stored(ticket: Ticket, row: dict[str, Any], text: Callable[[str], str] = mask_text) -> Ticket:
+    """A ticket just opened (``row``: its :func:`ticket_values`) as reading it back gives it
+    (names as plain text, messages as ``text`` stores them: masked), so that opening one takes no
+    second read."""
     return replace(
         ticket,
         state=row["state"],

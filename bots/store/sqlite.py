@@ -238,14 +238,14 @@ class SqliteStateStore:
 
     def open_ticket(self, ticket: Ticket) -> tuple[Ticket, bool]:
         """Open ``ticket`` unless the customer has an open one: (the open ticket, created?)."""
-        opened = as_stored(ticket)
+        values = ticket_values(ticket)
+        opened = as_stored(ticket, values)
         with self._transaction() as db:
             row = db.execute(
                 f"SELECT id FROM tickets WHERE channel = ? AND user_id = ? AND state IN ({_marks(OPEN_TICKET_STATES)})",
                 (ticket.channel, ticket.user_id, *OPEN_TICKET_STATES),
             ).fetchone()
             if row is None:
-                values = ticket_values(ticket)
                 db.execute(f"INSERT INTO tickets ({', '.join(values)}) VALUES ({_marks(values)})", tuple(values.values()))
                 db.executemany(
                     "INSERT INTO ticket_messages (ticket_id, at, author, text) VALUES (?, ?, ?, ?)",
