@@ -122,6 +122,8 @@ def test_an_agent_works_a_telegram_handoff_in_the_browser(browser, desk, fake):
     pages = {"queue": "/desk/queue", "search": "/desk/search"}
     with screenshots_on_failure(driver, url, pages):
         _sign_in(driver, url, "ann", "wrong password!")
+        # The click returns before the refusal's page has come (the password hash takes a while).
+        wait.until(seen.text_to_be_present_in_element((By.ID, "message"), "账号或密码不对"))
         assert "账号或密码不对" in driver.find_element(By.ID, "message").text
         _sign_in(driver, url, "ann", PASSWORD)
         wait.until(seen.url_contains("/desk/queue"))
